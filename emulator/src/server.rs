@@ -392,16 +392,17 @@ struct Advance {
 }
 
 async fn advance(State(emu): Emu, body: Bytes) -> Response {
-    let a: Advance =
-        match serde_json::from_slice(&body) {
-            Ok(a) => a,
-            Err(e) => return admin_error(
+    let a: Advance = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return admin_error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "expected {{\"seconds\": n}}, {{\"to\": epochSeconds}} or {{\"toNextScheduledRun\": true}}: {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let now = emu.now_ms();
     let target = match (a.seconds, a.to, a.to_next_scheduled_run) {
         (Some(s), None, false) if s >= 0.0 && s.is_finite() => now + (s * 1000.0) as i64,

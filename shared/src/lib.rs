@@ -1,13 +1,24 @@
 //! Domain of the Device Defender audit tools, shared by the Lambdas and the local emulator.
 //!
-//! Invariant: this crate does no I/O and names no `aws_sdk_*` type. It holds the audit
-//! vocabulary ([`vocabulary`], [`checks`]), the SNS audit notification ([`notification`]) and
-//! the scheduled-audit day rules ([`schedule`]) as plain types and pure functions.
+//! Invariant: the domain modules do no I/O and name no `aws_sdk_*` type. They hold the audit
+//! vocabulary ([`vocabulary`], [`checks`]), the SNS audit notification ([`notification`]),
+//! what the function is asked to do ([`work`]), task summaries and ingest progress
+//! ([`summary`]), findings ([`finding`]), the digest ([`digest`]) and the scheduled-audit day
+//! rules ([`schedule`]) as plain types and pure functions. [`ports`] names what the Lambdas need
+//! from AWS as traits over those types; the real adapters are in `aws` (feature `aws`), the
+//! only module that touches the SDK.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod checks;
+pub mod digest;
+pub mod finding;
 pub mod notification;
+pub mod ports;
 pub mod schedule;
+pub mod summary;
 pub mod vocabulary;
+pub mod work;
 
 pub use checks::{catalog, CheckName, CheckSpec, CHECKS};
 pub use notification::{AuditNotification, NotificationCheckDetail};

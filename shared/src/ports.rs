@@ -1,0 +1,163 @@
+//! The narrow interfaces the Lambdas need from AWS, in domain types. Real adapters live in
+//! [`crate::aws`] (feature `aws`); tests run them against the emulator and DynamoDB Local.
+
+use crate::digest::Digest;
+use crate::finding::Finding;
+use crate::summary::{CheckProgress, TaskOutline, TaskSummary};
+use crate::vocabulary::{Severity, TaskStatus, TaskType};
+use crate::work::Continuation;
+use std::future::Future;
+
+/// Why a call to AWS failed, sorted by what the caller can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The thing asked for does not exist (e.g. an expired task).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A page token was refused (expired, or from another query): restart that listing.
+    #[error("page token refused: {0}")]
+    InvalidToken(String),
+    /// Another invocation took over the task (our lease expired): stop without writing more.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
+    /// Worth retrying later (throttling beyond the SDK's retries, 5xx, network).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying will not help (permissions, validation).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// One page of ListAuditFindings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingsPage {
+    pub findings: Vec<Finding>,
+    pub next_token: Option<String>,
+}
+
+/// A task as ListAuditTasks lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRef {
+    pub task_id: String,
+    pub task_status: TaskStatus,
+    pub task_type: TaskType,
+}
+
+/// The Device Defender audit API, as far as ingest needs it.
+pub trait AuditReader: Send + Sync {
+    /// DescribeAuditTask.
+    fn describe_task(&self, task_id: &str) -> impl Future<Output = Result<TaskOutline, PortError>> + Send;
+    /// One ListAuditFindings page (250 findings) of one check of a task.
+    fn list_findings(
+        &self,
+        task_id: &str,
+        check_name: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<FindingsPage, PortError>> + Send;
+    /// Every task started in [start, end] (epoch ms), all pages.
+    fn list_tasks(&self, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Vec<TaskRef>, PortError>> + Send;
+}
+
+/// The outcome of claiming a task for ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// We hold the lease; here is the stored state to resume from.
+    Acquired(TaskSummary),
+    /// Ingest and digest are done: a duplicate.
+    Done(TaskSummary),
+    /// Another invocation holds the lease until `until` (epoch ms).
+    Busy { owner: String, until: i64 },
+}
+
+/// A stored finding, as much as a digest comparison needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub check_name: String,
+    pub resource_key: String,
+    pub resource_type: String,
+    pub severity: Severity,
+}
+
+/// Opaque position in a listing of stored keys.
+pub type Cursor = String;
+
+/// The DynamoDB table.
+pub trait TaskStore: Send + Sync {
+    /// Creates the summary or takes over an expired lease; see [`Claim`].
+    fn claim(
+        &self,
+        fresh: &TaskSummary,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// Writes finding items (idempotent: the key is task + check + resource).
+    fn put_findings(
+        &self,
+        outline: &TaskOutline,
+        findings: &[Finding],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Records one check's progress after its page is stored; fails with `LeaseLost` when
+    /// `owner` no longer holds the lease. Extends the lease to `lease_until`.
+    fn checkpoint(
+        &self,
+        task_id: &str,
+        owner: &str,
+        check_name: &str,
+        progress: &CheckProgress,
+        pages: i64,
+        lease_until: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Marks ingest complete (counts, history entry). Conditional on the lease.
+    fn complete(&self, summary: &TaskSummary, owner: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Moves the digest from PENDING to PUBLISHING for `owner`; returns the state found
+    /// when it was not PENDING (then nothing is changed).
+    fn claim_digest(
+        &self,
+        task_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<Option<crate::summary::DigestState>, PortError>> + Send;
+    /// Stores the digest item and the final digest state.
+    fn record_digest(
+        &self,
+        outline: &TaskOutline,
+        digest: Option<&Digest>,
+        state: crate::summary::DigestState,
+        message_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Gives the lease up (after a checkpoint handed the task to a continuation).
+    fn release(&self, task_id: &str, owner: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The summary of a task, if stored.
+    fn load(&self, task_id: &str) -> impl Future<Output = Result<Option<TaskSummary>, PortError>> + Send;
+    /// The latest COMPLETED and fully ingested run of `stream` that started before
+    /// `before_ms` (ties broken by task id).
+    fn previous_run(
+        &self,
+        stream: &str,
+        before_ms: i64,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<TaskSummary>, PortError>> + Send;
+    /// One page of a task's stored finding keys.
+    fn finding_keys(
+        &self,
+        task_id: &str,
+        cursor: Option<Cursor>,
+    ) -> impl Future<Output = Result<(Vec<StoredKey>, Option<Cursor>), PortError>> + Send;
+}
+
+/// The digest SNS topic.
+pub trait DigestPublisher: Send + Sync {
+    /// Publishes and returns the SNS message id.
+    fn publish(
+        &self,
+        subject: &str,
+        body: &str,
+        attributes: &[(String, &'static str, String)],
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// The continuation queue.
+pub trait ContinuationQueue: Send + Sync {
+    /// Queues a continuation, delivered after `delay_secs` (0–900).
+    fn enqueue(&self, c: &Continuation, delay_secs: u32) -> impl Future<Output = Result<(), PortError>> + Send;
+}

@@ -1,0 +1,259 @@
+//! What we know of a task (from its notification or DescribeAuditTask) and the summary item we
+//! store for it, with its ingest progress.
+
+use crate::checks::CheckName;
+use crate::notification::AuditNotification;
+use crate::vocabulary::{CheckRunStatus, Severity, TaskStatus, TaskType};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One check's outcome in a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckOutcome {
+    pub check_name: CheckName,
+    pub run_status: CheckRunStatus,
+    pub non_compliant: i64,
+    pub total: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A task as the notification or DescribeAuditTask tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskOutline {
+    pub task_id: String,
+    pub task_type: TaskType,
+    pub task_status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_audit_name: Option<String>,
+    /// Epoch milliseconds.
+    pub task_start_time: i64,
+    pub checks: Vec<CheckOutcome>,
+}
+
+impl From<&AuditNotification> for TaskOutline {
+    fn from(n: &AuditNotification) -> Self {
+        TaskOutline {
+            task_id: n.task_id.clone(),
+            task_type: n.task_type.clone(),
+            task_status: n.task_status.clone(),
+            scheduled_audit_name: n.scheduled_audit_name.clone(),
+            task_start_time: n.task_start_time,
+            checks: n
+                .audit_details
+                .iter()
+                .map(|d| CheckOutcome {
+                    check_name: d.check_name.clone(),
+                    run_status: d.check_run_status.clone(),
+                    non_compliant: d.non_compliant_resources_count,
+                    total: d.total_resources_count,
+                    error_code: d.error_code.clone(),
+                    message: d.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TaskOutline {
+    /// Checks with findings to read, in the task's order.
+    pub fn checks_to_read(&self) -> Vec<CheckName> {
+        self.checks
+            .iter()
+            .filter(|c| c.non_compliant > 0 && c.run_status != CheckRunStatus::Failed)
+            .map(|c| c.check_name.clone())
+            .collect()
+    }
+
+    /// The history stream this task belongs to: its scheduled audit, or on-demand audits.
+    pub fn audit_stream(&self) -> String {
+        self.scheduled_audit_name.clone().unwrap_or_else(|| ON_DEMAND_STREAM.to_owned())
+    }
+}
+
+/// History stream of on-demand tasks (not a valid scheduled audit name, so it cannot clash).
+pub const ON_DEMAND_STREAM: &str = "~on-demand";
+
+/// Where the ingest of a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IngestState {
+    /// Findings are being read (or will be resumed).
+    Ingesting,
+    /// Every finding is stored (none to read for FAILED and CANCELED tasks).
+    Complete,
+}
+
+/// Reading progress of one check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckProgress {
+    /// Token of the next page to read; `None` before the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// Findings stored so far (counted once per page, with the checkpoint).
+    pub stored: i64,
+    pub done: bool,
+    /// Severity of this check's findings, from the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+}
+
+/// Whether the digest of a task went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DigestState {
+    /// Not yet decided.
+    Pending,
+    /// Claimed by an invocation that is publishing it now.
+    Publishing,
+    /// Published (message id stored).
+    Sent,
+    /// Not sent by configuration (e.g. on-demand digests off).
+    NotWanted,
+    /// An invocation crashed between claiming and recording the publish: the digest may or may
+    /// not have gone out; it is never sent twice (it is stored next to the summary).
+    Unconfirmed,
+}
+
+/// The summary item of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSummary {
+    #[serde(flatten)]
+    pub outline: TaskOutline,
+    pub ingest: IngestState,
+    pub progress: BTreeMap<String, CheckProgress>,
+    pub digest: DigestState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_message_id: Option<String>,
+    /// Findings per severity, once complete.
+    #[serde(default)]
+    pub severity_counts: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub pages_read: i64,
+    #[serde(default)]
+    pub invocations: i64,
+    /// Epoch milliseconds.
+    pub received_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    #[serde(default)]
+    pub lease_until: i64,
+}
+
+impl TaskSummary {
+    /// A fresh summary for a task just heard of.
+    pub fn new(outline: TaskOutline, now_ms: i64) -> Self {
+        let reads = outline.task_status == TaskStatus::Completed;
+        let progress = if reads {
+            outline.checks_to_read().into_iter().map(|c| (c.to_string(), CheckProgress::default())).collect()
+        } else {
+            BTreeMap::new()
+        };
+        TaskSummary {
+            ingest: IngestState::Ingesting,
+            outline,
+            progress,
+            digest: DigestState::Pending,
+            digest_message_id: None,
+            severity_counts: BTreeMap::new(),
+            pages_read: 0,
+            invocations: 0,
+            received_at: now_ms,
+            completed_at: None,
+            lease_owner: None,
+            lease_until: 0,
+        }
+    }
+
+    /// Checks still to read.
+    pub fn pending_checks(&self) -> Vec<String> {
+        self.progress.iter().filter(|(_, p)| !p.done).map(|(c, _)| c.clone()).collect()
+    }
+
+    /// Per-severity totals from the per-check progress.
+    pub fn compute_severity_counts(&self) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        for (check, p) in &self.progress {
+            let sev = p
+                .severity
+                .clone()
+                .or_else(|| crate::catalog(check).map(|c| c.severity.clone()))
+                .unwrap_or(Severity::Unknown("UNKNOWN".into()));
+            *out.entry(sev.to_string()).or_insert(0) += p.stored;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::NotificationCheckDetail;
+
+    fn notification(status: &str) -> AuditNotification {
+        AuditNotification {
+            account_id: "123456789012".into(),
+            task_id: "t1".into(),
+            task_status: TaskStatus::parse(status),
+            task_type: TaskType::Scheduled,
+            scheduled_audit_name: Some("daily".into()),
+            failed_checks_count: 1,
+            canceled_checks_count: 0,
+            non_compliant_checks_count: 1,
+            compliant_checks_count: 1,
+            total_checks_count: 3,
+            task_start_time: 1_717_488_000_123,
+            audit_details: vec![
+                NotificationCheckDetail {
+                    check_name: "DEVICE_CERTIFICATE_EXPIRING_CHECK".into(),
+                    check_run_status: CheckRunStatus::NonCompliantCompleted,
+                    non_compliant_resources_count: 4,
+                    total_resources_count: 250,
+                    error_code: None,
+                    message: None,
+                },
+                NotificationCheckDetail {
+                    check_name: "LOGGING_DISABLED_CHECK".into(),
+                    check_run_status: CheckRunStatus::CompliantCompleted,
+                    non_compliant_resources_count: 0,
+                    total_resources_count: 1,
+                    error_code: None,
+                    message: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn completed_tasks_read_only_non_compliant_checks() {
+        let s = TaskSummary::new(TaskOutline::from(&notification("COMPLETED")), 5);
+        assert_eq!(s.ingest, IngestState::Ingesting);
+        assert_eq!(s.pending_checks(), vec!["DEVICE_CERTIFICATE_EXPIRING_CHECK".to_string()]);
+        let f = TaskSummary::new(TaskOutline::from(&notification("FAILED")), 5);
+        assert!(f.pending_checks().is_empty());
+    }
+
+    #[test]
+    fn severity_counts_use_observed_severity_then_catalog() {
+        let mut s = TaskSummary::new(TaskOutline::from(&notification("COMPLETED")), 5);
+        s.progress.get_mut("DEVICE_CERTIFICATE_EXPIRING_CHECK").unwrap().stored = 4;
+        assert_eq!(s.compute_severity_counts()["MEDIUM"], 4);
+        s.progress.get_mut("DEVICE_CERTIFICATE_EXPIRING_CHECK").unwrap().severity = Some(Severity::High);
+        assert_eq!(s.compute_severity_counts()["HIGH"], 4);
+    }
+
+    #[test]
+    fn summary_round_trips_through_json() {
+        let s = TaskSummary::new(TaskOutline::from(&notification("COMPLETED")), 5);
+        let back: TaskSummary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}

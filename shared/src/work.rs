@@ -1,0 +1,155 @@
+//! What the audit-notification function is asked to do, parsed from the records it receives:
+//! an audit notification (from SNS) or a continuation (from its SQS queue). Anything else is
+//! rejected with a reason that names what was wrong; rejections are final (retrying cannot
+//! fix a malformed message), so callers log them once and move on.
+
+use crate::notification::AuditNotification;
+use serde::{Deserialize, Serialize};
+
+/// Smallest `taskStartTime` read as milliseconds; smaller values are epoch seconds
+/// (10^11 ms is 1973, 10^11 s is the year 5138).
+const MIN_MILLIS: i64 = 100_000_000_000;
+
+/// A unit of work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A task ended (the audit notification).
+    Notification(AuditNotification),
+    /// Go on with (or look at) a task: after a checkpoint, a busy lease, or from the sweeper.
+    Continue(Continuation),
+}
+
+impl Work {
+    /// The task this work is about.
+    pub fn task_id(&self) -> &str {
+        match self {
+            Work::Notification(n) => &n.task_id,
+            Work::Continue(c) => &c.task_id,
+        }
+    }
+}
+
+/// The continuation queue's message body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Continuation {
+    /// Always `"continue"`: tells our messages apart from anything else on the queue.
+    pub kind: String,
+    pub task_id: String,
+    /// `deadline`, `lease-busy` or `sweeper`: why it was queued.
+    pub reason: String,
+}
+
+impl Continuation {
+    /// A continuation of `task_id`.
+    pub fn new(task_id: &str, reason: &str) -> Self {
+        Continuation { kind: "continue".into(), task_id: task_id.into(), reason: reason.into() }
+    }
+}
+
+/// Why a record is not work. Final: the record is logged and dropped, never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("message is not JSON: {0}")]
+    NotJson(String),
+    #[error("message is not an audit notification: {0}")]
+    NotAuditNotification(String),
+    #[error("task {task_id} is {status}: only ended tasks (COMPLETED, FAILED, CANCELED) are notified")]
+    NotEnded { task_id: String, status: String },
+    #[error("taskId '{0}' is not 1-40 characters of [a-zA-Z0-9-]")]
+    BadTaskId(String),
+    #[error("continuation message is malformed: {0}")]
+    BadContinuation(String),
+}
+
+fn check_task_id(id: &str) -> Result<(), Rejection> {
+    let ok = (1..=40).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::BadTaskId(id.chars().take(60).collect()))
+    }
+}
+
+/// Parses the `Message` of an SNS record. A `taskStartTime` in seconds is converted to
+/// milliseconds (and reported in the second value so the caller can log it).
+pub fn parse_notification(message: &str) -> Result<(AuditNotification, Option<String>), Rejection> {
+    let value: serde_json::Value = serde_json::from_str(message).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(Rejection::NotAuditNotification("the JSON is not an object".into()));
+    }
+    let mut n: AuditNotification =
+        serde_json::from_value(value).map_err(|e| Rejection::NotAuditNotification(e.to_string()))?;
+    check_task_id(&n.task_id)?;
+    if !n.task_status.is_terminal() {
+        return Err(Rejection::NotEnded { task_id: n.task_id.clone(), status: n.task_status.to_string() });
+    }
+    let mut warning = None;
+    if (0..MIN_MILLIS).contains(&n.task_start_time) {
+        warning = Some(format!(
+            "taskStartTime {} looks like seconds; read as {} ms",
+            n.task_start_time,
+            n.task_start_time * 1000
+        ));
+        n.task_start_time *= 1000;
+    } else if n.task_start_time < 0 {
+        return Err(Rejection::NotAuditNotification(format!("taskStartTime {} is negative", n.task_start_time)));
+    }
+    Ok((n, warning))
+}
+
+/// Parses the body of a continuation-queue message.
+pub fn parse_continuation(body: &str) -> Result<Continuation, Rejection> {
+    let c: Continuation = serde_json::from_str(body).map_err(|e| Rejection::BadContinuation(e.to_string()))?;
+    if c.kind != "continue" {
+        return Err(Rejection::BadContinuation(format!("kind '{}' is not 'continue'", c.kind)));
+    }
+    check_task_id(&c.task_id)?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"accountId":"123456789012","taskId":"abc-1","taskStatus":"COMPLETED","taskType":"ON_DEMAND_AUDIT_TASK",
+        "failedChecksCount":0,"canceledChecksCount":0,"nonCompliantChecksCount":0,"compliantChecksCount":1,"totalChecksCount":1,
+        "taskStartTime":1717488000123,"auditDetails":[]}"#;
+
+    #[test]
+    fn every_malformed_message_gets_a_named_rejection() {
+        assert!(matches!(parse_notification("not json"), Err(Rejection::NotJson(_))));
+        assert!(matches!(parse_notification("[1,2]"), Err(Rejection::NotAuditNotification(_))));
+        assert!(
+            matches!(parse_notification(r#"{"hello":"world"}"#), Err(Rejection::NotAuditNotification(m)) if m.contains("accountId"))
+        );
+        let wrong_type = OK.replace("\"totalChecksCount\":1", "\"totalChecksCount\":\"one\"");
+        assert!(
+            matches!(parse_notification(&wrong_type), Err(Rejection::NotAuditNotification(m)) if m.contains("invalid type"))
+        );
+        let running = OK.replace("COMPLETED", "IN_PROGRESS");
+        assert!(matches!(parse_notification(&running), Err(Rejection::NotEnded { .. })));
+        let unknown = OK.replace("COMPLETED", "PAUSED");
+        assert!(matches!(parse_notification(&unknown), Err(Rejection::NotEnded { .. })));
+        let bad_id = OK.replace("abc-1", "abc/../1");
+        assert!(matches!(parse_notification(&bad_id), Err(Rejection::BadTaskId(_))));
+    }
+
+    #[test]
+    fn seconds_are_read_as_milliseconds_with_a_warning() {
+        let (n, w) = parse_notification(&OK.replace("1717488000123", "1717488000")).unwrap();
+        assert_eq!(n.task_start_time, 1_717_488_000_000);
+        assert!(w.unwrap().contains("seconds"));
+        let (n, w) = parse_notification(OK).unwrap();
+        assert_eq!(n.task_start_time, 1_717_488_000_123);
+        assert!(w.is_none());
+    }
+
+    #[test]
+    fn continuations() {
+        let c = Continuation::new("abc", "deadline");
+        assert_eq!(parse_continuation(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+        assert!(parse_continuation(r#"{"kind":"other","taskId":"a","reason":"x"}"#).is_err());
+        assert!(parse_continuation(r#"{"taskId":"a"}"#).is_err());
+    }
+}
