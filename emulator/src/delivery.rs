@@ -82,6 +82,64 @@ pub fn spawn(emu: Arc<Emulator>, outbox_index: usize, message: OutboxMessage, su
     });
 }
 
+/// The event source mappings of `--sqs-lambda`: polls each queue and delivers batches of up to
+/// ten messages as SQS events; deletes what the function did not report as failed.
+pub async fn poll_queues(emu: Arc<Emulator>) {
+    if emu.opts.sqs_lambda.is_empty() {
+        return;
+    }
+    loop {
+        let mut idle = true;
+        for (queue, function) in emu.opts.sqs_lambda.clone() {
+            let batch =
+                emu.sqs.lock().unwrap_or_else(|p| p.into_inner()).receive(&queue, 10, Some(Duration::from_secs(900)));
+            if batch.is_empty() {
+                continue;
+            }
+            idle = false;
+            let arn = format!("arn:aws:sqs:{}:{}:{queue}", emu.opts.region, emu.opts.account_id);
+            let event = crate::sqs::lambda_event(&emu.opts.region, &arn, &batch);
+            let url = emu.opts.lambda_invoke_url.replace("{function}", &function);
+            let failed: Option<Vec<String>> = match emu.http.post(&url).json(&event).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    if v.get("errorType").is_some() || v.get("errorMessage").is_some() {
+                        tracing::warn!(%url, response = %v, "function error on an SQS batch");
+                        None
+                    } else {
+                        Some(
+                            v.get("batchItemFailures")
+                                .and_then(Value::as_array)
+                                .map(|a| {
+                                    a.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect()
+                                })
+                                .unwrap_or_default(),
+                        )
+                    }
+                }
+                Ok(r) => {
+                    tracing::warn!(%url, status = %r.status(), "SQS batch delivery failed");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "SQS batch delivery failed");
+                    None
+                }
+            };
+            let mut sqs = emu.sqs.lock().unwrap_or_else(|p| p.into_inner());
+            for m in &batch {
+                let ok = failed.as_ref().is_some_and(|f| !f.contains(&m.id));
+                if ok {
+                    sqs.delete(&queue, &m.receipt);
+                } else {
+                    sqs.release(&queue, &m.receipt);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(if idle { 200 } else { 10 })).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod options;
 pub mod pagination;
 pub mod server;
 pub mod sns;
+pub mod sqs;
 pub mod state;
 pub mod tasks;
 pub mod wire;
@@ -91,6 +92,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let app = server::router(emulator.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let ticker_emu = emulator.clone();
+    let poll_emu = emulator.clone();
     let task = tokio::spawn(async move {
         // With a running clock, tasks finish and audits fire without anyone calling in.
         let ticker = tokio::spawn(async move {
@@ -103,6 +105,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 ticker_emu.sync();
             }
         });
+        let pollers = tokio::spawn(delivery::poll_queues(poll_emu));
         let served = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stop_rx.await;
         });
@@ -110,6 +113,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             tracing::error!(error = %e, "server stopped");
         }
         ticker.abort();
+        pollers.abort();
     });
     Ok(Running { addr, emulator, stop: Some(stop_tx), task: Some(task) })
 }

@@ -87,6 +87,11 @@ pub struct Options {
     )]
     pub lambda_invoke_url: String,
 
+    /// Play the Lambda event source mapping of an SQS queue: QUEUE=FUNCTION creates the queue
+    /// and delivers its messages as SQS events to the function (at --lambda-invoke-url).
+    #[arg(long = "sqs-lambda", value_name = "QUEUE=FUNCTION", value_parser = parse_pair)]
+    pub sqs_lambda: Vec<(String, String)>,
+
     /// Attempts per Lambda delivery (SNS retries failed deliveries).
     #[arg(long, env = "EMULATOR_DELIVERY_ATTEMPTS", default_value_t = 3)]
     pub delivery_attempts: u32,
@@ -106,11 +111,11 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 }
 
 impl Options {
-    /// Defaults for in-process use (tests, benchmarks): port 0, frozen clock.
-    pub fn for_tests() -> Self {
-        let mut o = Options::parse_from(["device-defender-emulator", "--port", "0", "--frozen-clock"]);
-        o.log_json = false;
-        o
+    /// Options for in-process use (tests, benchmarks): port 0, frozen clock, then `args`
+    /// (flags as on the command line; later flags override earlier ones).
+    pub fn from_args(args: &[&str]) -> Result<Self, clap::Error> {
+        let base = ["device-defender-emulator", "--port", "0", "--frozen-clock"];
+        Options::try_parse_from(base.iter().chain(args.iter()))
     }
 
     /// Severity overrides as a map, validated.

@@ -35,6 +35,7 @@ pub struct Emulator {
     state: Mutex<AuditState>,
     faults: Mutex<FaultInjector>,
     sns: Mutex<Sns>,
+    pub(crate) sqs: Mutex<crate::sqs::Sqs>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,6 +59,7 @@ impl Emulator {
             state: Mutex::new(state),
             faults: Mutex::new(FaultInjector::new(opts.faults.clone(), opts.seed)),
             sns: Mutex::new(Sns::new(&opts.region, &opts.account_id)),
+            sqs: Mutex::new(new_sqs(&opts, &base_url)),
             http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().map_err(|e| e.to_string())?,
             base_url,
             start_ms,
@@ -168,8 +170,17 @@ impl Emulator {
         *lock(&self.clock) = Clock::new(self.start_ms, self.opts.frozen_clock);
         lock(&self.faults).set(self.opts.faults.clone());
         *lock(&self.sns) = Sns::new(&self.opts.region, &self.opts.account_id);
+        *lock(&self.sqs) = new_sqs(&self.opts, &self.base_url);
         Ok(())
     }
+}
+
+fn new_sqs(opts: &Options, base_url: &str) -> crate::sqs::Sqs {
+    let mut sqs = crate::sqs::Sqs::new(&opts.region, &opts.account_id, base_url);
+    for (queue, _) in &opts.sqs_lambda {
+        sqs.ensure_queue(queue);
+    }
+    sqs
 }
 
 fn new_state(opts: &Options) -> Result<AuditState, String> {
@@ -235,7 +246,7 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/audit/tasks/{id}/cancel", put(cancel_task))
         .route("/audit/findings", post(list_findings))
         // SNS (awsQuery).
-        .route("/", post(sns_action))
+        .route("/", post(query_or_json_action))
         // Admin.
         .route("/_emulator/health", get(health))
         .route("/_emulator/reset", post(reset))
@@ -245,6 +256,7 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/fleet/drift", post(drift))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
+        .route("/_emulator/queues", get(queues))
         .route("/_emulator/notifications/{task_id}", get(task_notification))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
@@ -330,6 +342,36 @@ async fn cancel_task(State(emu): Emu, Path(id): Path<String>) -> Response {
 
 async fn list_findings(State(emu): Emu, bytes: Bytes) -> Response {
     emu.call(Op::ListAuditFindings, |st, now| st.list_findings(&body_of(&bytes)?, now)).await
+}
+
+/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`) or SNS (awsQuery form).
+async fn query_or_json_action(State(emu): Emu, headers: axum::http::HeaderMap, q: RawQuery, bytes: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    match target.strip_prefix("AmazonSQS.") {
+        Some(action) => sqs_action(&emu, action, &bytes),
+        None => sns_action(State(emu), q, bytes).await,
+    }
+}
+
+fn sqs_action(emu: &Emulator, action: &str, bytes: &Bytes) -> Response {
+    let body: Value = if bytes.is_empty() { json!({}) } else { serde_json::from_slice(bytes).unwrap_or(Value::Null) };
+    let result = if body.is_object() {
+        lock(&emu.sqs).handle(action, &body)
+    } else {
+        Err(crate::sqs::SqsError {
+            code: "InvalidParameterValue",
+            message: "the request body must be a JSON object".into(),
+        })
+    };
+    let (status, v) = match result {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_json()),
+    };
+    (status, [("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response()
+}
+
+async fn queues(State(emu): Emu) -> Response {
+    Json(lock(&emu.sqs).snapshot()).into_response()
 }
 
 async fn sns_action(State(emu): Emu, RawQuery(q): RawQuery, bytes: Bytes) -> Response {

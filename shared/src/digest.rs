@@ -28,6 +28,53 @@ pub struct DigestFinding {
     pub resource_key: String,
 }
 
+/// The new and resolved findings of a run: exact counts per severity, and a bounded list of
+/// the most severe ones (so a first run of 10^6 findings costs [`MAX_LISTED`] entries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub new: Vec<DigestFinding>,
+    pub resolved: Vec<DigestFinding>,
+    pub new_by_severity: BTreeMap<Severity, u64>,
+    pub resolved_by_severity: BTreeMap<Severity, u64>,
+    pub persisting: u64,
+}
+
+impl Changes {
+    /// Counts a new finding and keeps it if it is among the most severe [`MAX_LISTED`].
+    pub fn add_new(&mut self, f: DigestFinding) {
+        *self.new_by_severity.entry(f.severity.clone()).or_insert(0) += 1;
+        keep_most_severe(&mut self.new, f);
+    }
+
+    /// Counts a resolved finding and keeps it if it is among the most severe [`MAX_LISTED`].
+    pub fn add_resolved(&mut self, f: DigestFinding) {
+        *self.resolved_by_severity.entry(f.severity.clone()).or_insert(0) += 1;
+        keep_most_severe(&mut self.resolved, f);
+    }
+
+    fn total(m: &BTreeMap<Severity, u64>) -> u64 {
+        m.values().sum()
+    }
+}
+
+/// Keeps `list` at most [`MAX_LISTED`] long, holding the smallest (most severe) entries.
+fn keep_most_severe(list: &mut Vec<DigestFinding>, f: DigestFinding) {
+    if list.len() < MAX_LISTED {
+        list.push(f);
+        if list.len() == MAX_LISTED {
+            list.sort();
+        }
+        return;
+    }
+    if let Some(last) = list.last() {
+        if f < *last {
+            let at = list.partition_point(|x| *x < f);
+            list.insert(at, f);
+            list.pop();
+        }
+    }
+}
+
 /// One severity's line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,15 +143,8 @@ fn severity_of(summary: &TaskSummary, check: &str) -> Severity {
 }
 
 /// Builds the digest of `current`, compared with `previous` (the last run of the same audit).
-/// `new` and `resolved` are complete sets (only [`MAX_LISTED`] of each are kept for listing).
-pub fn build(
-    current: &TaskSummary,
-    previous: Option<&TaskSummary>,
-    mut new: Vec<DigestFinding>,
-    mut resolved: Vec<DigestFinding>,
-    persisting: u64,
-    region: &str,
-) -> Digest {
+pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Changes, region: &str) -> Digest {
+    let Changes { mut new, mut resolved, new_by_severity, resolved_by_severity, persisting } = changes;
     new.sort();
     resolved.sort();
     let mut severities: BTreeMap<Severity, SeverityLine> = BTreeMap::new();
@@ -118,11 +158,11 @@ pub fn build(
         let sev = severity_of(current, c.check_name.as_str());
         line(&mut severities, &sev).open += if c.run_status == CheckRunStatus::Failed { 0 } else { c.non_compliant };
     }
-    for f in &new {
-        line(&mut severities, &f.severity).new += 1;
+    for (sev, n) in &new_by_severity {
+        line(&mut severities, sev).new += *n as i64;
     }
-    for f in &resolved {
-        line(&mut severities, &f.severity).resolved += 1;
+    for (sev, n) in &resolved_by_severity {
+        line(&mut severities, sev).resolved += *n as i64;
     }
     let checks: Vec<CheckLine> = current
         .outline
@@ -147,9 +187,7 @@ pub fn build(
             }
         })
         .collect();
-    let (new_count, resolved_count) = (new.len() as u64, resolved.len() as u64);
-    new.truncate(MAX_LISTED);
-    resolved.truncate(MAX_LISTED);
+    let (new_count, resolved_count) = (Changes::total(&new_by_severity), Changes::total(&resolved_by_severity));
     let mut d = Digest {
         task_id: current.outline.task_id.clone(),
         audit: audit_label(current),
@@ -424,32 +462,53 @@ mod tests {
         }
     }
 
+    fn changes(new: &[usize], resolved: &[usize], persisting: u64) -> Changes {
+        let mut c = Changes { persisting, ..Changes::default() };
+        new.iter().for_each(|i| c.add_new(finding(*i)));
+        resolved.iter().for_each(|i| c.add_resolved(finding(*i)));
+        c
+    }
+
+    #[test]
+    fn changes_keep_the_most_severe_and_exact_counts() {
+        let mut c = Changes::default();
+        for i in 0..(MAX_LISTED + 100) {
+            let mut f = finding(i);
+            f.severity = if i % 7 == 0 { Severity::Critical } else { Severity::Low };
+            c.add_new(f);
+        }
+        assert_eq!(c.new.len(), MAX_LISTED);
+        assert_eq!(c.new_by_severity.values().sum::<u64>(), (MAX_LISTED + 100) as u64);
+        let criticals = (MAX_LISTED + 100).div_ceil(7);
+        assert_eq!(c.new.iter().filter(|f| f.severity == Severity::Critical).count(), criticals);
+    }
+
     #[test]
     fn subject_says_the_most_important_thing_within_100_chars() {
         let prev = summary("p", 10, false);
         let cur = summary("c", 12, true);
-        let d = build(&cur, Some(&prev), vec![finding(1), finding(2), finding(3)], vec![finding(9)], 9, "us-east-1");
+        let d = build(&cur, Some(&prev), changes(&[1, 2, 3], &[9], 9), "us-east-1");
         assert_eq!(d.subject, "daily-fleet-audit: 3 new CRITICAL findings, 1 fixed, 12 open; 1 check FAILED");
         assert_eq!(d.checks[0].change, Some(2));
         assert!(d.checks[1].remedy.as_deref().unwrap().contains("audit role"));
-        let clean = build(&summary("c", 0, false), None, vec![], vec![], 0, "us-east-1");
+        let clean = build(&summary("c", 0, false), None, Changes::default(), "us-east-1");
         assert_eq!(clean.subject, "daily-fleet-audit: all 1 checks compliant");
         let mut long = summary("c", 1, false);
         long.outline.scheduled_audit_name = Some("x".repeat(128));
-        assert_eq!(build(&long, None, vec![], vec![], 1, "r").subject.chars().count(), 100);
+        assert_eq!(build(&long, None, changes(&[], &[], 1), "r").subject.chars().count(), 100);
     }
 
     #[test]
     fn body_lists_new_and_resolved_and_fits_the_limit() {
         let cur = summary("c", 12, true);
-        let d = build(&cur, None, vec![finding(1)], vec![finding(2)], 11, "eu-west-1");
+        let d = build(&cur, None, changes(&[1], &[2], 11), "eu-west-1");
         let body = render_text(&d, MAX_BODY_BYTES);
         assert!(body.contains("New findings (1)") && body.contains("Resolved findings (1)"), "{body}");
         assert!(body.contains("What to do:"));
         assert!(body.contains("eu-west-1.console.aws.amazon.com"));
         // A huge digest is cut with a note, never failing.
-        let many: Vec<_> = (0..50_000).map(finding).collect();
-        let d = build(&cur, None, many, vec![], 0, "eu-west-1");
+        let many: Vec<usize> = (0..50_000).collect();
+        let d = build(&cur, None, changes(&many, &[], 0), "eu-west-1");
         assert_eq!(d.new.len(), MAX_LISTED);
         assert_eq!(d.new_count, 50_000);
         let body = render_text(&d, 20_000);
@@ -459,7 +518,7 @@ mod tests {
 
     #[test]
     fn attributes_carry_severity_counts() {
-        let d = build(&summary("c", 12, false), None, vec![finding(1)], vec![], 11, "r");
+        let d = build(&summary("c", 12, false), None, changes(&[1], &[], 11), "r");
         let a = message_attributes(&d);
         assert_eq!(a.len(), 10);
         assert!(a.contains(&("CRITICAL".to_owned(), "Number", "12".to_owned())));

@@ -15,6 +15,7 @@ use crate::finding::Finding;
 use crate::ports::{Claim, Cursor, PortError, StoredKey, TaskStore};
 use crate::summary::{CheckProgress, DigestState, IngestState, TaskOutline, TaskSummary};
 use crate::vocabulary::Severity;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, WriteRequest};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -476,4 +477,60 @@ impl TaskStore for DynamoTaskStore {
 
 fn to_attr<T: serde::Serialize>(v: &T) -> Result<AttributeValue, PortError> {
     serde_dynamo::to_attribute_value(v).map_err(|e| PortError::Permanent(e.to_string()))
+}
+
+/// Creates the table as `template.yaml` declares it (keys, the `byResource` index, on-demand
+/// billing) and enables TTL on `expiresAt`: for local stacks, where no CloudFormation runs.
+/// An existing table is left as it is.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), PortError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("complete")
+    };
+    let key = |name: &str, t: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("complete")
+    };
+    let r = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("gsi1pk"))
+        .attribute_definitions(attr("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(RESOURCE_INDEX)
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("complete"),
+        )
+        .send()
+        .await;
+    match r {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => return Ok(()),
+        Err(e) => return Err(classify("CreateTable", e)),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name("expiresAt").enabled(true).build().expect("complete"),
+        )
+        .send()
+        .await
+        .map_err(|e| classify("UpdateTimeToLive", e))?;
+    Ok(())
 }

@@ -13,7 +13,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Sorts an SDK error into a [`PortError`] by its code (never by HTTP status: throttling and
 /// validation share 400).
-pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+pub(crate) fn classify<
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+>(
     op: &str,
     e: SdkError<E, R>,
 ) -> PortError {

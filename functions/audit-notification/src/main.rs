@@ -1,0 +1,34 @@
+#![recursion_limit = "256"]
+//! Lambda entry point: builds the clients once, then serves invocations.
+
+use audit_notification::{build, config::Config, handler, sdk_config, Clients};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")),
+        )
+        .without_time()
+        .init();
+    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    let sdk = sdk_config(config.max_attempts).await;
+    let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let ingestor = Arc::new(build(Clients::from_sdk(&sdk), config, region));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let ingestor = ingestor.clone();
+        async move {
+            let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            handler::handle(&ingestor, event.payload, &event.context.request_id, remaining).await.map_err(Error::from)
+        }
+    }))
+    .await
+}

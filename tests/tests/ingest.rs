@@ -1,0 +1,485 @@
+//! audit-notification end to end: the handler with its real adapters against the emulator
+//! (IoT, SNS, SQS) and DynamoDB Local.
+
+use audit_notification::config::Config;
+use audit_notification::handler::handle;
+use audit_notification::AwsIngestor;
+use audit_shared::aws::iot::to_finding;
+use audit_shared::summary::{DigestState, IngestState, TaskSummary};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_iot::types::{AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use system_tests::{admin, clients, sns_event, unique};
+
+const CHECKS: [&str; 4] = [
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_AGE_CHECK",
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+];
+
+struct Stack {
+    _emu: device_defender_emulator::Running,
+    url: String,
+    ingestor: AwsIngestor,
+    iot: aws_sdk_iot::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    table: String,
+    digest_topic: String,
+    queue_url: String,
+}
+
+impl Stack {
+    async fn new(emulator_args: &[&str], env: &[(&str, &str)]) -> Stack {
+        let mut args =
+            vec!["--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "3000", "--noncompliant-share", "0.2"];
+        args.extend_from_slice(emulator_args);
+        let opts = device_defender_emulator::Options::from_args(&args).expect("valid emulator options");
+        let emu = device_defender_emulator::start(opts).await.expect("emulator starts");
+        let url = emu.url();
+        let c = clients(&url, 10).await;
+        let (iot, ddb, sqs, sns) = (c.iot.clone(), c.dynamodb.clone(), c.sqs.clone(), c.sns.clone());
+        let table = unique("audit");
+        audit_shared::aws::dynamodb::create_table(&ddb, &table).await.expect("table created");
+        let digest_topic = sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
+        sns.create_topic().name("audit").send().await.unwrap();
+        let queue_url = sqs.create_queue().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
+        let mut vars = vec![
+            ("TABLE_NAME", table.as_str()),
+            ("DIGEST_TOPIC_ARN", digest_topic.as_str()),
+            ("CONTINUATION_QUEUE_URL", queue_url.as_str()),
+            ("FINDINGS_RATE_LIMIT", "500"),
+            ("DEADLINE_MARGIN_MS", "0"),
+            ("LEASE_MS", "1500"),
+        ];
+        vars.extend_from_slice(env);
+        let config =
+            Config::from_lookup(|k| vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
+        let ingestor = audit_notification::build(c, config, "us-east-1".into());
+        Stack { _emu: emu, url, ingestor, iot, ddb, sqs, table, digest_topic, queue_url }
+    }
+
+    async fn configure(&self, checks: &[&str]) {
+        let mut req = self
+            .iot
+            .update_account_audit_configuration()
+            .role_arn("arn:aws:iam::123456789012:role/audit")
+            .audit_notification_target_configurations(
+                AuditNotificationType::Sns,
+                AuditNotificationTarget::builder()
+                    .target_arn("arn:aws:sns:us-east-1:123456789012:audit")
+                    .role_arn("arn:aws:iam::123456789012:role/iot-sns")
+                    .enabled(true)
+                    .build(),
+            );
+        for c in checks {
+            req = req.audit_check_configurations(*c, AuditCheckConfiguration::builder().enabled(true).build());
+        }
+        req.send().await.unwrap();
+    }
+
+    async fn advance(&self, seconds: f64) -> Value {
+        admin(&self.url, "POST", "/_emulator/clock/advance", json!({ "seconds": seconds })).await
+    }
+
+    async fn run_on_demand(&self, checks: &[&str]) -> String {
+        let id = self
+            .iot
+            .start_on_demand_audit_task()
+            .set_target_check_names(Some(checks.iter().map(|c| c.to_string()).collect()))
+            .send()
+            .await
+            .unwrap()
+            .task_id
+            .unwrap();
+        self.advance(10.0).await;
+        id
+    }
+
+    /// The audit notification of an ended task, as the SNS `Message` string.
+    async fn notification(&self, task_id: &str) -> String {
+        admin(&self.url, "GET", &format!("/_emulator/notifications/{task_id}"), Value::Null).await.to_string()
+    }
+
+    async fn deliver(&self, messages: &[String]) -> Result<Value, String> {
+        handle(&self.ingestor, sns_event(messages), "req", Duration::from_secs(900)).await.map_err(|e| e.to_string())
+    }
+
+    /// Plays the SQS event source mapping until the continuation queue is empty.
+    async fn drain(&self) -> usize {
+        let mut invocations = 0;
+        for _ in 0..2_000 {
+            let r =
+                self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                let a = self
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(&self.queue_url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                    .send()
+                    .await
+                    .unwrap()
+                    .attributes
+                    .unwrap_or_default();
+                let waiting: usize = a.values().filter_map(|v| v.parse::<usize>().ok()).sum();
+                if waiting == 0 {
+                    return invocations;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let event = json!({ "Records": msgs.iter().map(|m| json!({
+                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:continuation", "awsRegion": "us-east-1"
+            })).collect::<Vec<_>>() });
+            invocations += 1;
+            let out = handle(&self.ingestor, event, "req-sqs", Duration::from_secs(900))
+                .await
+                .expect("SQS batches never fail whole");
+            let failed: Vec<String> = out["batchItemFailures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+                .collect();
+            for m in &msgs {
+                if !failed.contains(m.message_id.as_ref().unwrap()) {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(m.receipt_handle.clone().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(m.receipt_handle.clone().unwrap())
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .ok();
+                }
+            }
+        }
+        panic!("the continuation queue never emptied");
+    }
+
+    async fn emulator_findings(&self, task_id: &str) -> BTreeSet<(String, String)> {
+        let all = self.iot.list_audit_findings().task_id(task_id).max_results(250).into_paginator().items().send();
+        let all: Vec<_> = all.collect::<Result<Vec<_>, _>>().await.unwrap();
+        let keys: BTreeSet<_> = all
+            .iter()
+            .map(|f| {
+                let k = to_finding(task_id, f).key();
+                (k.check_name, k.resource_key)
+            })
+            .collect();
+        assert_eq!(keys.len(), all.len(), "the emulator never repeats a finding");
+        keys
+    }
+
+    async fn stored_findings(&self, task_id: &str) -> Vec<(String, String)> {
+        let pages = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("TASK#{task_id}")))
+            .expression_attribute_values(":f", AttributeValue::S("FINDING#".into()))
+            .into_paginator()
+            .items()
+            .send();
+        let items: Vec<_> = pages.collect::<Result<Vec<_>, _>>().await.unwrap();
+        items
+            .iter()
+            .map(|i| (i["checkName"].as_s().unwrap().clone(), i["resourceKey"].as_s().unwrap().clone()))
+            .collect()
+    }
+
+    async fn summary(&self, task_id: &str) -> TaskSummary {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("TASK#{task_id}")))
+            .key("sk", AttributeValue::S("SUMMARY".into()))
+            .send()
+            .await
+            .unwrap();
+        serde_dynamo::from_item(out.item.expect("summary stored")).unwrap()
+    }
+
+    async fn digests(&self) -> Vec<Value> {
+        let o =
+            admin(&self.url, "GET", &format!("/_emulator/outbox?topicArn={}", self.digest_topic), Value::Null).await;
+        o["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stored findings equal the emulator's, exactly, with no duplicate item.
+    async fn assert_exact(&self, task_id: &str) {
+        let expected = self.emulator_findings(task_id).await;
+        let stored = self.stored_findings(task_id).await;
+        let stored_set: BTreeSet<_> = stored.iter().cloned().collect();
+        assert_eq!(stored.len(), stored_set.len(), "no duplicate finding items");
+        assert_eq!(stored_set.len(), expected.len());
+        assert!(stored_set == expected, "stored findings differ from the emulator's");
+        let s = self.summary(task_id).await;
+        assert_eq!(s.ingest, IngestState::Complete);
+        assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len(), "counted once");
+    }
+}
+
+#[tokio::test]
+async fn ingest_is_exact_and_duplicates_send_one_digest() {
+    let stack = Stack::new(&[], &[]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    stack.assert_exact(&task).await;
+    assert!(stack.emulator_findings(&task).await.len() > 500, "a task of several pages");
+    // Sequential and concurrent duplicates.
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    let (a, b) =
+        tokio::join!(stack.deliver(std::slice::from_ref(&message)), stack.deliver(std::slice::from_ref(&message)));
+    a.unwrap();
+    b.unwrap();
+    stack.drain().await;
+    stack.assert_exact(&task).await;
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 1, "one digest");
+    let s = stack.summary(&task).await;
+    assert_eq!(s.digest, DigestState::Sent);
+    assert_eq!(s.digest_message_id.as_deref(), digests[0]["messageId"].as_str());
+    assert!(digests[0]["subject"].as_str().unwrap().chars().count() <= 100);
+    assert!(digests[0]["message"].as_str().unwrap().contains("New findings"));
+    assert_eq!(digests[0]["messageAttributes"]["audit"]["StringValue"], "on-demand audit");
+}
+
+#[tokio::test]
+async fn concurrent_first_deliveries_store_exactly_once() {
+    let stack = Stack::new(&[], &[]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    let (a, b) =
+        tokio::join!(stack.deliver(std::slice::from_ref(&message)), stack.deliver(std::slice::from_ref(&message)));
+    a.unwrap();
+    b.unwrap();
+    stack.drain().await;
+    stack.assert_exact(&task).await;
+    assert_eq!(stack.digests().await.len(), 1);
+}
+
+#[tokio::test]
+async fn crash_mid_ingest_then_redelivery_is_exact() {
+    let stack = Stack::new(&[], &[("FINDINGS_RATE_LIMIT", "40")]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    // The invocation dies as soon as some findings are stored (its future is dropped
+    // mid-ingest, the lease still held).
+    tokio::select! {
+        r = stack.deliver(std::slice::from_ref(&message)) => panic!("finished before the crash: {r:?}"),
+        _ = async { while stack.stored_findings(&task).await.is_empty() { tokio::time::sleep(Duration::from_millis(5)).await } } => {}
+    }
+    let partial = stack.stored_findings(&task).await.len();
+    assert!(partial > 0, "some findings were stored before the crash");
+    // Lambda redelivers: the lease is still held, so the task is looked at again via the queue.
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    stack.drain().await;
+    stack.assert_exact(&task).await;
+    assert_eq!(stack.digests().await.len(), 1);
+    assert!(stack.summary(&task).await.invocations >= 2);
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_injected_still_exact_with_one_digest() {
+    let stack = Stack::new(&["--throttle-share", "0.3", "--error-share", "0.05"], &[]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    // Lambda retries a failed SNS invocation; the queue retries failed continuations.
+    let mut attempts = 0;
+    while stack.deliver(std::slice::from_ref(&message)).await.is_err() {
+        attempts += 1;
+        assert!(attempts < 10, "retries converge");
+    }
+    stack.drain().await;
+    stack.assert_exact(&task).await;
+    assert_eq!(stack.digests().await.len(), 1);
+}
+
+#[tokio::test]
+async fn tiny_deadline_continues_across_invocations() {
+    let stack = Stack::new(&[], &[("MAX_SLICE_MS", "30"), ("FINDINGS_RATE_LIMIT", "50")]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    assert_eq!(stack.summary(&task).await.ingest, IngestState::Ingesting, "the first slice could not finish");
+    let continued = stack.drain().await;
+    assert!(continued >= 2, "several continuation invocations: {continued}");
+    stack.assert_exact(&task).await;
+    assert_eq!(stack.digests().await.len(), 1);
+    assert!(stack.summary(&task).await.invocations as usize > continued / 2);
+}
+
+#[tokio::test]
+async fn second_scheduled_run_reports_new_and_resolved_by_check_and_resource() {
+    let stack = Stack::new(&["--drift-share", "0.3"], &[]).await;
+    stack.configure(&CHECKS).await;
+    stack
+        .iot
+        .create_scheduled_audit()
+        .scheduled_audit_name("daily-fleet")
+        .frequency(AuditFrequency::Daily)
+        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+        .send()
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+        let task = r["tasksEnded"][0].as_str().unwrap().to_owned();
+        let message = stack.notification(&task).await;
+        stack.deliver(&[message]).await.unwrap();
+        tasks.push(task);
+    }
+    let first = stack.emulator_findings(&tasks[0]).await;
+    let second = stack.emulator_findings(&tasks[1]).await;
+    let new: BTreeSet<_> = second.difference(&first).cloned().collect();
+    let resolved: BTreeSet<_> = first.difference(&second).cloned().collect();
+    assert!(!new.is_empty() && !resolved.is_empty(), "the fleet drifted");
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 2);
+    let stored = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", AttributeValue::S(format!("TASK#{}", tasks[1])))
+        .key("sk", AttributeValue::S("DIGEST".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("digest stored next to the summary");
+    let d: audit_shared::digest::Digest = serde_dynamo::from_item(stored).unwrap();
+    assert_eq!(d.previous_task_id.as_deref(), Some(tasks[0].as_str()));
+    assert_eq!(d.new_count as usize, new.len());
+    assert_eq!(d.resolved_count as usize, resolved.len());
+    assert_eq!(d.persisting_count as usize, second.intersection(&first).count());
+    if new.len() <= audit_shared::digest::MAX_LISTED {
+        let listed: BTreeSet<_> = d.new.iter().map(|f| (f.check_name.clone(), f.resource_key.clone())).collect();
+        assert_eq!(listed, new);
+    }
+    if resolved.len() <= audit_shared::digest::MAX_LISTED {
+        let listed: BTreeSet<_> = d.resolved.iter().map(|f| (f.check_name.clone(), f.resource_key.clone())).collect();
+        assert_eq!(listed, resolved);
+    }
+    assert!(d.subject.starts_with("daily-fleet:"), "{}", d.subject);
+    assert!(digests[1]["message"].as_str().unwrap().contains(&format!("Resolved findings ({})", resolved.len())));
+    // Per-check change since the previous run.
+    for c in &d.checks {
+        let before = first.iter().filter(|(k, _)| *k == c.check_name).count() as i64;
+        assert_eq!(c.change, Some(c.non_compliant - before), "{}", c.check_name);
+    }
+}
+
+#[tokio::test]
+async fn failed_and_canceled_tasks_are_stored_without_findings() {
+    let stack = Stack::new(&["--fail-check", "LOGGING_DISABLED_CHECK"], &[("ON_DEMAND_DIGEST", "true")]).await;
+    stack.configure(&["LOGGING_DISABLED_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK"]).await;
+    let failed = stack.run_on_demand(&["LOGGING_DISABLED_CHECK"]).await;
+    let id = stack
+        .iot
+        .start_on_demand_audit_task()
+        .target_check_names("DEVICE_CERTIFICATE_EXPIRING_CHECK")
+        .send()
+        .await
+        .unwrap()
+        .task_id
+        .unwrap();
+    stack.iot.cancel_audit_task().task_id(&id).send().await.unwrap();
+    let messages = vec![stack.notification(&failed).await, stack.notification(&id).await];
+    stack.deliver(&messages).await.unwrap();
+    let f = stack.summary(&failed).await;
+    assert_eq!(f.outline.task_status.as_str(), "FAILED");
+    assert_eq!(f.outline.checks[0].error_code.as_deref(), Some("INSUFFICIENT_PERMISSIONS"));
+    assert_eq!(f.ingest, IngestState::Complete);
+    assert_eq!(f.digest, DigestState::Sent, "a failed audit is worth a digest: it says what to do");
+    let c = stack.summary(&id).await;
+    assert_eq!(c.outline.task_status.as_str(), "CANCELED");
+    assert_eq!(c.digest, DigestState::NotWanted);
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 1);
+    assert!(digests[0]["subject"].as_str().unwrap().starts_with("Audit FAILED"));
+    assert!(digests[0]["message"].as_str().unwrap().contains("audit role"));
+}
+
+#[tokio::test]
+async fn malformed_and_foreign_events_are_dropped_without_losing_good_records() {
+    let stack = Stack::new(&[], &[]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&["DEVICE_CERTIFICATE_EXPIRING_CHECK"]).await;
+    let good = stack.notification(&task).await;
+    let mut seconds: Value = serde_json::from_str(&good).unwrap();
+    let ms = seconds["taskStartTime"].as_i64().unwrap();
+    seconds["taskStartTime"] = json!(ms / 1000);
+    let mut unknown_check: Value = serde_json::from_str(&good).unwrap();
+    unknown_check["auditDetails"].as_array_mut().unwrap().push(json!({
+        "checkName": "QUANTUM_KEY_CHECK", "checkRunStatus": "COMPLETED_COMPLIANT", "nonCompliantResourcesCount": 0, "totalResourcesCount": 5 }));
+    unknown_check["totalChecksCount"] = json!(2);
+    let mut running: Value = serde_json::from_str(&good).unwrap();
+    running["taskStatus"] = json!("IN_PROGRESS");
+    let mut wrong_types: Value = serde_json::from_str(&good).unwrap();
+    wrong_types["totalChecksCount"] = json!("two");
+    let mut missing: Value = serde_json::from_str(&good).unwrap();
+    missing.as_object_mut().unwrap().remove("taskId");
+
+    // Each alone: dropped (Ok, nothing retried), or — the seconds case — read as milliseconds.
+    for bad in [
+        "not json".to_owned(),
+        "[]".into(),
+        r#"{"hello":"world"}"#.into(),
+        running.to_string(),
+        wrong_types.to_string(),
+        missing.to_string(),
+    ] {
+        let r = stack.deliver(std::slice::from_ref(&bad)).await;
+        assert_eq!(r, Ok(json!({})), "{bad}");
+    }
+    assert!(stack.stored_findings(&task).await.is_empty(), "nothing stored from bad records");
+    // Foreign events: not SNS, an SNS record missing fields, an SQS record with a foreign body.
+    assert_eq!(
+        handle(&stack.ingestor, json!({"detail-type": "Scheduled Event"}), "r", Duration::from_secs(60)).await.unwrap(),
+        json!({})
+    );
+    let broken = json!({ "Records": [{ "EventSource": "aws:sns", "Sns": { "Message": good } }] });
+    assert_eq!(handle(&stack.ingestor, broken, "r", Duration::from_secs(60)).await.unwrap(), json!({}));
+    let sqs = json!({ "Records": [{ "messageId": "m1", "body": "{\"foo\":1}", "eventSource": "aws:sqs" }] });
+    assert_eq!(
+        handle(&stack.ingestor, sqs, "r", Duration::from_secs(60)).await.unwrap(),
+        json!({ "batchItemFailures": [] })
+    );
+
+    // Several records with bad ones among them: the good one (unknown check included) is ingested;
+    // the seconds variant is the same task and is recognised as a duplicate.
+    stack
+        .deliver(&["not json".into(), unknown_check.to_string(), running.to_string(), seconds.to_string()])
+        .await
+        .unwrap();
+    stack.assert_exact(&task).await;
+    let s = stack.summary(&task).await;
+    assert!(s.outline.checks.iter().any(|c| c.check_name.as_str() == "QUANTUM_KEY_CHECK"), "unknown checks are kept");
+    assert_eq!(s.outline.task_start_time, ms);
+    assert_eq!(stack.digests().await.len(), 1);
+}
