@@ -108,9 +108,49 @@ pub fn parse_continuation(body: &str) -> Result<Continuation, Rejection> {
     Ok(c)
 }
 
+/// Whether the sweeper should queue a task: it ended, and it was never stored, or its ingest or
+/// digest is unfinished with no live lease (a lost notification or a dead invocation).
+pub fn needs_sweep(status: &crate::TaskStatus, stored: Option<&crate::summary::TaskSummary>, now_ms: i64) -> bool {
+    use crate::summary::{DigestState, IngestState};
+    if !status.is_terminal() {
+        return false;
+    }
+    match stored {
+        None => true,
+        Some(s) => {
+            let unfinished = s.ingest == IngestState::Ingesting
+                || matches!(s.digest, DigestState::Pending | DigestState::Publishing);
+            unfinished && s.lease_until < now_ms
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_takes_lost_and_stalled_tasks_only() {
+        use crate::summary::{IngestState, TaskOutline, TaskSummary};
+        use crate::{TaskStatus, TaskType};
+        let outline = TaskOutline {
+            task_id: "t".into(),
+            task_type: TaskType::OnDemand,
+            task_status: TaskStatus::Completed,
+            scheduled_audit_name: None,
+            task_start_time: 0,
+            checks: vec![],
+        };
+        let mut s = TaskSummary::new(outline, 0);
+        assert!(needs_sweep(&TaskStatus::Completed, None, 10));
+        assert!(!needs_sweep(&TaskStatus::InProgress, None, 10));
+        s.lease_until = 100;
+        assert!(!needs_sweep(&TaskStatus::Completed, Some(&s), 50), "live lease");
+        assert!(needs_sweep(&TaskStatus::Completed, Some(&s), 150), "stalled");
+        s.ingest = IngestState::Complete;
+        s.digest = crate::summary::DigestState::Sent;
+        assert!(!needs_sweep(&TaskStatus::Completed, Some(&s), 150), "done");
+    }
 
     const OK: &str = r#"{"accountId":"123456789012","taskId":"abc-1","taskStatus":"COMPLETED","taskType":"ON_DEMAND_AUDIT_TASK",
         "failedChecksCount":0,"canceledChecksCount":0,"nonCompliantChecksCount":0,"compliantChecksCount":1,"totalChecksCount":1,

@@ -24,6 +24,7 @@ struct Stack {
     _emu: device_defender_emulator::Running,
     url: String,
     ingestor: AwsIngestor,
+    clients: audit_notification::Clients,
     iot: aws_sdk_iot::Client,
     ddb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
@@ -41,6 +42,7 @@ impl Stack {
         let emu = device_defender_emulator::start(opts).await.expect("emulator starts");
         let url = emu.url();
         let c = clients(&url, 10).await;
+        let kept = clients(&url, 10).await;
         let (iot, ddb, sqs, sns) = (c.iot.clone(), c.dynamodb.clone(), c.sqs.clone(), c.sns.clone());
         let table = unique("audit");
         audit_shared::aws::dynamodb::create_table(&ddb, &table).await.expect("table created");
@@ -59,7 +61,7 @@ impl Stack {
         let config =
             Config::from_lookup(|k| vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
         let ingestor = audit_notification::build(c, config, "us-east-1".into());
-        Stack { _emu: emu, url, ingestor, iot, ddb, sqs, table, digest_topic, queue_url }
+        Stack { _emu: emu, url, ingestor, clients: kept, iot, ddb, sqs, table, digest_topic, queue_url }
     }
 
     async fn configure(&self, checks: &[&str]) {
@@ -482,4 +484,29 @@ async fn malformed_and_foreign_events_are_dropped_without_losing_good_records() 
     assert!(s.outline.checks.iter().any(|c| c.check_name.as_str() == "QUANTUM_KEY_CHECK"), "unknown checks are kept");
     assert_eq!(s.outline.task_start_time, ms);
     assert_eq!(stack.digests().await.len(), 1);
+}
+
+#[tokio::test]
+async fn sweeper_recovers_a_lost_notification() {
+    // The emulator's clock starts now here: the sweeper looks at a window ending at real now.
+    let stack = Stack::new(&["--start-time", &now_rfc3339()], &[]).await;
+    stack.configure(&CHECKS).await;
+    let lost = stack.run_on_demand(&CHECKS).await;
+    let delivered = stack.run_on_demand(&["DEVICE_CERTIFICATE_EXPIRING_CHECK"]).await;
+    stack.deliver(&[stack.notification(&delivered).await]).await.unwrap();
+    let reader = audit_shared::aws::iot::IotAuditReader::new(stack.clients.iot.clone());
+    let store =
+        audit_shared::aws::dynamodb::DynamoTaskStore::new(stack.clients.dynamodb.clone(), stack.table.clone(), 400);
+    let queue = audit_shared::aws::sqs::SqsContinuationQueue::new(stack.clients.sqs.clone(), stack.queue_url.clone());
+    let out = audit_sweeper::sweep(&reader, &store, &queue, 72).await.unwrap();
+    assert_eq!(out["queued"], json!([lost.clone()]), "only the task never ingested");
+    stack.drain().await;
+    stack.assert_exact(&lost).await;
+    assert_eq!(stack.digests().await.len(), 2);
+    let again = audit_sweeper::sweep(&reader, &store, &queue, 72).await.unwrap();
+    assert_eq!(again["queued"], json!([]));
+}
+
+fn now_rfc3339() -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
