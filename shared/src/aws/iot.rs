@@ -176,3 +176,193 @@ impl AuditReader for IotAuditReader {
         Ok(out)
     }
 }
+
+/// [`AuditSetupApi`] over `aws-sdk-iot`.
+#[derive(Clone, Debug)]
+pub struct IotAuditSetup {
+    client: aws_sdk_iot::Client,
+}
+
+impl IotAuditSetup {
+    pub fn new(client: aws_sdk_iot::Client) -> Self {
+        IotAuditSetup { client }
+    }
+}
+
+use crate::ports::{AuditSetupApi, StepResult};
+use crate::setup::{ActualSetup, AuditDef, CheckState, NotificationTarget, Step};
+use aws_sdk_iot::types::{
+    AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType, ConfigName,
+    DayOfWeek as SdkDayOfWeek, Tag,
+};
+
+fn check_config(enabled: bool, config: &BTreeMap<String, String>) -> AuditCheckConfiguration {
+    let mut b = AuditCheckConfiguration::builder().enabled(enabled);
+    for (k, v) in config {
+        b = b.configuration(ConfigName::from(k.as_str()), v);
+    }
+    b.build()
+}
+
+impl AuditSetupApi for IotAuditSetup {
+    async fn read(&self) -> Result<ActualSetup, PortError> {
+        let c = self
+            .client
+            .describe_account_audit_configuration()
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAccountAuditConfiguration", e))?;
+        let mut actual = ActualSetup { role_arn: c.role_arn().map(str::to_owned), ..ActualSetup::default() };
+        for (name, cfg) in c.audit_check_configurations().into_iter().flatten() {
+            let configuration = cfg
+                .configuration()
+                .map(|m| m.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+                .unwrap_or_default();
+            actual.checks.insert(name.clone(), CheckState { enabled: cfg.enabled(), configuration });
+        }
+        if let Some(t) = c.audit_notification_target_configurations().and_then(|m| m.get(&AuditNotificationType::Sns)) {
+            if let (Some(topic), Some(role)) = (t.target_arn(), t.role_arn()) {
+                actual.notification = Some(NotificationTarget {
+                    topic_arn: topic.to_owned(),
+                    role_arn: role.to_owned(),
+                    enabled: t.enabled(),
+                });
+            }
+        }
+        let mut pages = self.client.list_scheduled_audits().max_results(250).into_paginator().send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListScheduledAudits", e))?;
+            for a in page.scheduled_audits() {
+                if let (Some(n), Some(arn)) = (a.scheduled_audit_name(), a.scheduled_audit_arn()) {
+                    names.push(n.to_owned());
+                    actual.audit_arns.insert(n.to_owned(), arn.to_owned());
+                }
+            }
+        }
+        for name in names {
+            let d = match self.client.describe_scheduled_audit().scheduled_audit_name(&name).send().await {
+                Ok(d) => d,
+                Err(e) => match classify("DescribeScheduledAudit", e) {
+                    PortError::NotFound(_) => continue, // deleted meanwhile
+                    other => return Err(other),
+                },
+            };
+            let mut targets: Vec<String> = d.target_check_names().to_vec();
+            targets.sort();
+            targets.dedup();
+            actual.audits.insert(
+                name,
+                AuditDef {
+                    frequency: d.frequency().map(|f| f.as_str().to_owned()).unwrap_or_default(),
+                    day_of_week: d.day_of_week().map(|x| x.as_str().to_owned()),
+                    day_of_month: d.day_of_month().map(str::to_owned),
+                    targets,
+                },
+            );
+        }
+        Ok(actual)
+    }
+
+    async fn apply(&self, step: &Step, tags: &[(String, String)]) -> Result<StepResult, PortError> {
+        match step {
+            Step::Configure { role_arn, enable, notification } => {
+                let mut req = self.client.update_account_audit_configuration().set_role_arn(role_arn.clone());
+                for (check, config) in enable {
+                    req = req.audit_check_configurations(check, check_config(true, config));
+                }
+                if let Some(n) = notification {
+                    req = req.audit_notification_target_configurations(
+                        AuditNotificationType::Sns,
+                        AuditNotificationTarget::builder()
+                            .target_arn(&n.topic_arn)
+                            .role_arn(&n.role_arn)
+                            .enabled(n.enabled)
+                            .build(),
+                    );
+                }
+                req.send().await.map_err(|e| classify("UpdateAccountAuditConfiguration", e))?;
+                Ok(StepResult::Done)
+            }
+            Step::DisableChecks { checks } => {
+                let mut req = self.client.update_account_audit_configuration();
+                for check in checks {
+                    req = req.audit_check_configurations(check, check_config(false, &BTreeMap::new()));
+                }
+                req.send().await.map_err(|e| classify("UpdateAccountAuditConfiguration", e))?;
+                Ok(StepResult::Done)
+            }
+            Step::CreateAudit { name, def } => {
+                let mut req = self
+                    .client
+                    .create_scheduled_audit()
+                    .scheduled_audit_name(name)
+                    .frequency(AuditFrequency::from(def.frequency.as_str()))
+                    .set_day_of_week(def.day_of_week.as_deref().map(SdkDayOfWeek::from))
+                    .set_day_of_month(def.day_of_month.clone())
+                    .set_target_check_names(Some(def.targets.clone()));
+                for (k, v) in tags {
+                    req = req
+                        .tags(Tag::builder().key(k).value(v).build().map_err(|e| PortError::Permanent(e.to_string()))?);
+                }
+                match req.send().await {
+                    Ok(out) => Ok(StepResult::AuditArn(out.scheduled_audit_arn().unwrap_or_default().to_owned())),
+                    Err(e) => {
+                        let already = e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception());
+                        if !already {
+                            return Err(classify("CreateScheduledAudit", e));
+                        }
+                        // A retry after a lost response: fine if it is the same audit.
+                        let same = self.read().await?.audits.get(name) == Some(def);
+                        if same {
+                            Ok(StepResult::Done)
+                        } else {
+                            Err(PortError::Permanent(format!(
+                                "scheduled audit '{name}' already exists with another definition"
+                            )))
+                        }
+                    }
+                }
+            }
+            Step::UpdateAudit { name, def } => {
+                let out = self
+                    .client
+                    .update_scheduled_audit()
+                    .scheduled_audit_name(name)
+                    .frequency(AuditFrequency::from(def.frequency.as_str()))
+                    .set_day_of_week(def.day_of_week.as_deref().map(SdkDayOfWeek::from))
+                    .set_day_of_month(def.day_of_month.clone())
+                    .set_target_check_names(Some(def.targets.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("UpdateScheduledAudit", e))?;
+                Ok(StepResult::AuditArn(out.scheduled_audit_arn().unwrap_or_default().to_owned()))
+            }
+            Step::DeleteAudit { name } => {
+                match self.client.delete_scheduled_audit().scheduled_audit_name(name).send().await {
+                    Ok(_) => Ok(StepResult::Done),
+                    Err(e) => match classify("DeleteScheduledAudit", e) {
+                        PortError::NotFound(_) => Ok(StepResult::Done),
+                        other => Err(other),
+                    },
+                }
+            }
+            Step::StartOnDemandAudit { checks } => {
+                let out = self
+                    .client
+                    .start_on_demand_audit_task()
+                    .set_target_check_names(Some(checks.clone()))
+                    .customize()
+                    // Not idempotent: never let the SDK retry it (a retry could start a second audit).
+                    .config_override(
+                        aws_sdk_iot::config::Config::builder()
+                            .retry_config(aws_sdk_iot::config::retry::RetryConfig::disabled()),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| classify("StartOnDemandAuditTask", e))?;
+                Ok(StepResult::TaskId(out.task_id().unwrap_or_default().to_owned()))
+            }
+        }
+    }
+}

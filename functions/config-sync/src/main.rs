@@ -1,0 +1,51 @@
+#![recursion_limit = "256"]
+//! Lambda entry point: builds the clients once, then serves invocations.
+
+use audit_shared::aws::dynamodb::DynamoSetupStore;
+use audit_shared::aws::iot::IotAuditSetup;
+use audit_shared::aws::sns::SnsDigestPublisher;
+use config_sync::{SyncConfig, Syncer};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+fn required(name: &str) -> Result<String, Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("environment variable {name} is required").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .without_time()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = SyncConfig::from_lookup(|k| std::env::var(k).ok())?;
+    let (table, topic) = (required("TABLE_NAME")?, required("DIGEST_TOPIC_ARN")?);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8))
+        .load()
+        .await;
+    let syncer = Arc::new(Syncer {
+        api: IotAuditSetup::new(aws_sdk_iot::Client::new(&sdk)),
+        store: DynamoSetupStore::new(aws_sdk_dynamodb::Client::new(&sdk), table, 400),
+        publisher: SnsDigestPublisher::new(aws_sdk_sns::Client::new(&sdk), topic),
+        config,
+        http: config_sync::response_client(),
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let syncer = syncer.clone();
+        async move {
+            let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            syncer.handle(event.payload, remaining).await.map_err(Error::from)
+        }
+    }))
+    .await
+}

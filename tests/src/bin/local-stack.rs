@@ -1,0 +1,266 @@
+//! `local-stack demo` / `local-stack up`: the whole product on loopback, no AWS, no Docker.
+//!
+//! Starts DynamoDB Local, the emulator (Device Defender + SNS + SQS) and the real compiled
+//! Lambda bootstraps (audit-notification, config-sync), each behind its own Lambda Runtime API,
+//! with an invoke endpoint in front (`POST /2015-03-31/functions/<name>/invocations`, the shape
+//! `cargo lambda watch` serves) where the emulator delivers SNS and SQS events. The functions get
+//! the same environment variables the template sets.
+//!
+//! `demo` then runs the story step by step and exits; `up` keeps everything running until
+//! Ctrl-C. Every process it starts stops with it.
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use system_tests::runtime_api::RuntimeApi;
+use system_tests::{admin, clients, start_dynamodb_local, workspace, Recorder};
+
+const TABLE: &str = "audit-findings";
+
+fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn step(n: usize, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("local-stack: {msg}");
+    std::process::exit(1)
+}
+
+struct Function {
+    api: RuntimeApi,
+    child: std::process::Child,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_function(name: &str, env: &[(&str, String)]) -> Function {
+    let bin = workspace().join("target/debug").join(name);
+    if !bin.exists() {
+        fail(format!("{} is missing: run `cargo build -p {name}` (make demo does)", bin.display()));
+    }
+    let api = RuntimeApi::start().await;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| fail(format!("cannot start {name}: {e}")));
+    Function { api, child }
+}
+
+/// The invoke endpoint in front of the functions.
+async fn invoke_gateway(port: u16, functions: Arc<HashMap<String, Function>>) -> String {
+    use axum::extract::{Path, State};
+    let app = axum::Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(
+                |State(f): State<Arc<HashMap<String, Function>>>, Path(name): Path<String>, body: String| async move {
+                    let Some(function) = f.get(&name) else {
+                        return (axum::http::StatusCode::NOT_FOUND, format!("{{\"message\":\"no function {name}\"}}"));
+                    };
+                    let event: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    match function.api.invoke(event, Duration::from_secs(900)).await {
+                        Ok(v) => (axum::http::StatusCode::OK, v.to_string()),
+                        Err(e) => (axum::http::StatusCode::OK, e.to_string()),
+                    }
+                },
+            ),
+        )
+        .with_state(functions);
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| fail(format!("port {port} (invoke endpoint) is not free: {e}; set INVOKE_PORT")));
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn outbox(url: &str, topic: &str) -> Vec<Value> {
+    admin(url, "GET", &format!("/_emulator/outbox?topicArn={topic}"), Value::Null).await["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_for_digests(url: &str, topic: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let m = outbox(url, topic).await;
+        if m.len() >= n {
+            return m;
+        }
+        if Instant::now() > deadline {
+            fail(format!("no digest {n} after 5 minutes; the emulator's outbox holds {}", m.len()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
+    if mode != "demo" && mode != "up" {
+        fail("usage: local-stack demo|up");
+    }
+    let started = Instant::now();
+    let (emu_port, ddb_port, invoke_port) =
+        (port("EMULATOR_PORT", 4566), port("DYNAMODB_PORT", 8000), port("INVOKE_PORT", 9000));
+    println!("Starting the local stack (DynamoDB Local :{ddb_port}, emulator :{emu_port}, functions :{invoke_port}) …");
+    let ddb =
+        start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
+    let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
+    let opts = device_defender_emulator::Options::from_args(&[
+        "--port",
+        &emu_port.to_string(),
+        "--fleet-devices",
+        &std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into()),
+        "--noncompliant-share",
+        "0.05",
+        "--drift-share",
+        "0.25",
+        "--task-duration-secs",
+        "30",
+        "--lambda-invoke-url",
+        &invoke_url,
+        "--sqs-lambda",
+        "continuation=audit-notification",
+    ])
+    .unwrap_or_else(|e| fail(e));
+    let emu = device_defender_emulator::start(opts)
+        .await
+        .unwrap_or_else(|e| fail(format!("emulator: {e}; set EMULATOR_PORT")));
+    let url = emu.url();
+    let c = clients(&url, 5).await;
+    let c_ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&system_tests::sdk(5).await).endpoint_url(&ddb).build(),
+    );
+    audit_shared::aws::dynamodb::create_table(&c_ddb, TABLE).await.unwrap_or_else(|e| fail(e));
+    let audit_topic = c.sns.create_topic().name("dd-audit-notifications").send().await.unwrap().topic_arn.unwrap();
+    let digest_topic = c.sns.create_topic().name("dd-audit-digest").send().await.unwrap().topic_arn.unwrap();
+    let queue = c.sqs.get_queue_url().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
+    c.sns
+        .subscribe()
+        .topic_arn(&audit_topic)
+        .protocol("lambda")
+        .endpoint("arn:aws:lambda:us-east-1:123456789012:function:audit-notification")
+        .send()
+        .await
+        .unwrap();
+    let common = vec![
+        ("AWS_ENDPOINT_URL_IOT", url.clone()),
+        ("AWS_ENDPOINT_URL_SNS", url.clone()),
+        ("AWS_ENDPOINT_URL_SQS", url.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", ddb.clone()),
+        ("TABLE_NAME", TABLE.to_owned()),
+        ("DIGEST_TOPIC_ARN", digest_topic.clone()),
+        ("CONTINUATION_QUEUE_URL", queue.clone()),
+        ("RETENTION_DAYS", "400".into()),
+        ("FINDINGS_RATE_LIMIT", "10".into()),
+        ("ON_DEMAND_DIGEST", "true".into()),
+    ];
+    let mut functions = HashMap::new();
+    for name in ["audit-notification", "config-sync", "audit-sweeper"] {
+        functions.insert(name.to_owned(), spawn_function(name, &common).await);
+    }
+    let functions = Arc::new(functions);
+    let gateway = invoke_gateway(invoke_port, functions.clone()).await;
+    println!(
+        "Ready in {:.1} s: emulator {url}, DynamoDB Local {ddb}, functions {gateway}",
+        started.elapsed().as_secs_f64()
+    );
+
+    if mode == "up" {
+        println!("\nPoint the AWS CLI at it:\n  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1");
+        println!("  aws --endpoint-url {url} iot describe-account-audit-configuration");
+        println!("  aws --endpoint-url {ddb} dynamodb scan --table-name {TABLE} --select COUNT");
+        println!("  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {invoke_port} config-sync --data-file events/config-sync.dry-run.json");
+        println!("  curl -s {url}/_emulator/outbox   # digests and notifications");
+        println!("Ctrl-C stops everything.");
+        let _ = tokio::signal::ctrl_c().await;
+        println!("Stopping.");
+        return;
+    }
+
+    // 1. The template's default audit setup, through config-sync as CloudFormation would.
+    step(1, "Apply the template's default audit setup through config-sync (CloudFormation Create)");
+    let cfn = Recorder::start().await;
+    let mut create: Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace().join("events/config-sync.cfn-create.json")).unwrap())
+            .unwrap();
+    create["ResponseURL"] = json!(format!("{}/cloudformation-response", cfn.url));
+    create["ResourceProperties"]["NotificationTarget"]["TopicArn"] = json!(audit_topic);
+    create["ResourceProperties"]["StartOnDemandAudit"] = json!("false");
+    functions["config-sync"]
+        .api
+        .invoke(create, Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| fail(format!("config-sync: {e}")));
+    let response: Value =
+        serde_json::from_str(&cfn.requests().first().map(|r| r.2.clone()).unwrap_or_default()).unwrap_or(Value::Null);
+    println!("    CloudFormation response: {} — {}", response["Status"], response["Reason"]);
+    println!("    enabled checks: {}", response["Data"]["EnabledChecks"].as_str().unwrap_or("").replace(',', ", "));
+    println!("    scheduled audits: {}", response["Data"]["ScheduledAuditArns"]);
+    if response["Status"] != "SUCCESS" {
+        fail("config-sync did not succeed");
+    }
+
+    // 2 and 3. Two scheduled runs, the fleet drifting in between.
+    let mut tasks = Vec::new();
+    for (n, what) in [
+        (2, "Run the scheduled audit (advance the emulator's clock to its next run)"),
+        (3, "Let the fleet drift and run the next scheduled audit"),
+    ] {
+        step(n, what);
+        let r = admin(&url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+        let task =
+            r["tasksEnded"][0].as_str().map(str::to_owned).unwrap_or_else(|| fail(format!("no task ended: {r}")));
+        println!(
+            "    task {task} ended at {}; notification → audit-notification …",
+            r["nowIso"].as_str().unwrap_or("")
+        );
+        let digests = wait_for_digests(&url, &digest_topic, n - 1).await;
+        println!("    digest published: {}", digests[n - 2]["subject"].as_str().unwrap_or(""));
+        tasks.push(task);
+    }
+
+    // 4. The digests and what is stored.
+    step(4, "The digests (from the emulator's SNS outbox) and what is stored");
+    for d in outbox(&url, &digest_topic).await {
+        println!("\n--- Subject: {}\n{}", d["subject"].as_str().unwrap_or(""), d["message"].as_str().unwrap_or(""));
+    }
+    for t in &tasks {
+        let count = c_ddb
+            .query()
+            .table_name(TABLE)
+            .key_condition_expression("pk = :p AND begins_with(sk, :f)")
+            .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S(format!("TASK#{t}")))
+            .expression_attribute_values(":f", aws_sdk_dynamodb::types::AttributeValue::S("FINDING#".into()))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map(|pages| pages.iter().map(|p| p.count).sum::<i32>())
+            .unwrap_or(-1);
+        println!("stored: TASK#{t}: summary, digest and {count} findings");
+    }
+    println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());
+}

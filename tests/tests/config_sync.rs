@@ -1,0 +1,365 @@
+//! config-sync against the emulator and DynamoDB Local, answering a local listener in place of
+//! CloudFormation: every case checks the account afterwards and that exactly one response
+//! with the right status was sent.
+
+use audit_shared::aws::dynamodb::DynamoSetupStore;
+use audit_shared::aws::iot::IotAuditSetup;
+use audit_shared::aws::sns::SnsDigestPublisher;
+use aws_sdk_iot::types::AuditFrequency;
+use config_sync::{SyncConfig, Syncer};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use system_tests::{admin, clients, unique, Recorder};
+
+type RealSyncer = Syncer<IotAuditSetup, DynamoSetupStore, SnsDigestPublisher>;
+
+struct Env {
+    _emu: device_defender_emulator::Running,
+    url: String,
+    iot: aws_sdk_iot::Client,
+    syncer: Arc<RealSyncer>,
+    cfn: Recorder,
+    stack: String,
+    digest_topic: String,
+}
+
+impl Env {
+    async fn new(repair: bool, retries: u32) -> Env {
+        let emu = device_defender_emulator::start(
+            device_defender_emulator::Options::from_args(&["--start-time", "2026-01-15T00:00:00Z"]).unwrap(),
+        )
+        .await
+        .unwrap();
+        let url = emu.url();
+        let c = clients(&url, retries).await;
+        let table = unique("config");
+        audit_shared::aws::dynamodb::create_table(&c.dynamodb, &table).await.unwrap();
+        let digest_topic = c.sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
+        let syncer = Arc::new(Syncer {
+            api: IotAuditSetup::new(c.iot.clone()),
+            store: DynamoSetupStore::new(c.dynamodb.clone(), table, 400),
+            publisher: SnsDigestPublisher::new(c.sns.clone(), digest_topic.clone()),
+            config: SyncConfig { drift_auto_repair: repair, max_audits: 5 },
+            http: config_sync::response_client(),
+        });
+        Env {
+            _emu: emu,
+            url,
+            iot: c.iot,
+            syncer,
+            cfn: Recorder::start().await,
+            stack: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{}/0000", unique("stack")),
+            digest_topic,
+        }
+    }
+
+    fn event(&self, request_type: &str, request_id: &str, props: Value, old: Option<Value>) -> Value {
+        let mut e = json!({
+            "RequestType": request_type,
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:config-sync",
+            "ResponseURL": format!("{}/cfn/{request_id}", self.cfn.url),
+            "StackId": self.stack,
+            "RequestId": request_id,
+            "LogicalResourceId": "AuditConfiguration",
+            "ResourceType": "Custom::IotAuditConfiguration",
+            "ResourceProperties": props,
+        });
+        if request_type != "Create" {
+            e["PhysicalResourceId"] = json!("stack-AuditConfiguration-audit-configuration");
+        }
+        if let Some(o) = old {
+            e["OldResourceProperties"] = o;
+        }
+        e
+    }
+
+    /// Sends a request and returns the one CloudFormation response it produced.
+    async fn send(&self, request_type: &str, request_id: &str, props: Value) -> Value {
+        let before = self.cfn.requests().len();
+        let _ = self
+            .syncer
+            .clone()
+            .handle(self.event(request_type, request_id, props, None), Duration::from_secs(60))
+            .await;
+        let all = self.cfn.requests();
+        let new: Vec<_> = all[before..].iter().filter(|(_, p, _)| p.ends_with(request_id)).collect();
+        assert_eq!(new.len(), 1, "exactly one CloudFormation response for {request_id}");
+        assert_eq!(new[0].0, "PUT");
+        serde_json::from_str(&new[0].2).unwrap()
+    }
+
+    async fn audits(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .iot
+            .list_scheduled_audits()
+            .send()
+            .await
+            .unwrap()
+            .scheduled_audits
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.scheduled_audit_name.unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn enabled(&self) -> Vec<String> {
+        let c = self.iot.describe_account_audit_configuration().send().await.unwrap();
+        let mut v: Vec<String> =
+            c.audit_check_configurations.unwrap().into_iter().filter(|(_, c)| c.enabled).map(|(n, _)| n).collect();
+        v.sort();
+        v
+    }
+
+    async fn on_demand_tasks(&self) -> usize {
+        self.iot
+            .list_audit_tasks()
+            .start_time(aws_sdk_iot::primitives::DateTime::from_secs(1_768_435_200 - 3600))
+            .end_time(aws_sdk_iot::primitives::DateTime::from_secs(1_768_435_200 + 86_400))
+            .task_type(aws_sdk_iot::types::AuditTaskType::OnDemandAuditTask)
+            .send()
+            .await
+            .unwrap()
+            .tasks
+            .unwrap_or_default()
+            .len()
+    }
+}
+
+fn props(checks: &[&str], audits: Value, extra: Value) -> Value {
+    let mut p = json!({
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:config-sync",
+        "AuditRoleArn": "arn:aws:iam::123456789012:role/audit",
+        "Checks": checks,
+        "NotificationTarget": { "TopicArn": "arn:aws:sns:us-east-1:123456789012:audit", "RoleArn": "arn:aws:iam::123456789012:role/iot-sns", "Enabled": "true" },
+        "ScheduledAudits": audits,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+const A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
+const B: &str = "LOGGING_DISABLED_CHECK";
+const C: &str = "IOT_POLICY_OVERLY_PERMISSIVE_CHECK";
+
+#[tokio::test]
+async fn create_update_delete_lifecycle() {
+    let env = Env::new(false, 3).await;
+    // Create from an empty account, with a first on-demand audit.
+    let p1 = props(
+        &[A, B],
+        json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A, B] }]),
+        json!({ "StartOnDemandAudit": "true" }),
+    );
+    let r = env.send("Create", "req-1", p1.clone()).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert!(r["PhysicalResourceId"].as_str().unwrap().ends_with("AuditConfiguration-audit-configuration"), "{r}");
+    assert_eq!(env.audits().await, ["daily"]);
+    assert_eq!(env.enabled().await, [A, B]);
+    assert_eq!(r["Data"]["EnabledChecks"], format!("{A},{B}"));
+    assert!(r["Data"]["ScheduledAuditArns"].as_str().unwrap().ends_with("scheduledaudit/daily"));
+    assert_eq!(env.on_demand_tasks().await, 1);
+    // A retried Create (same RequestId, e.g. Lambda's retry) starts no second audit.
+    let r = env.send("Create", "req-1", p1.clone()).await;
+    assert_eq!(r["Status"], "SUCCESS");
+    assert_eq!(env.on_demand_tasks().await, 1, "StartOnDemandAuditTask is not idempotent: started once");
+    let config = env.iot.describe_account_audit_configuration().send().await.unwrap();
+    assert_eq!(config.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/audit"));
+
+    // A foreign audit (not ours) targets B.
+    env.iot
+        .create_scheduled_audit()
+        .scheduled_audit_name("theirs")
+        .frequency(AuditFrequency::Daily)
+        .target_check_names(B)
+        .send()
+        .await
+        .unwrap();
+    // Update: drop B from the template (still targeted by "theirs": stays enabled), add C,
+    // replace "daily" with a weekly audit.
+    let p2 = props(
+        &[A, C],
+        json!([{ "Name": "weekly", "Frequency": "WEEKLY", "DayOfWeek": "MON", "TargetChecks": [A, C] }]),
+        json!({ "UnlistedChecks": "Disable" }),
+    );
+    let r = env.send("Update", "req-2", p2).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert_eq!(env.audits().await, ["theirs", "weekly"]);
+    assert_eq!(env.enabled().await, [A, C, B], "B stays enabled: a remaining audit targets it (sorted by name)");
+    assert!(r["Data"]["Warnings"].as_str().unwrap().contains("theirs"));
+    // Update removing the foreign audit's check pressure: "theirs" deleted outside, B now disabled.
+    env.iot.delete_scheduled_audit().scheduled_audit_name("theirs").send().await.unwrap();
+    let p3 = props(
+        &[A],
+        json!([{ "Name": "weekly", "Frequency": "MONTHLY", "DayOfMonth": "LAST", "TargetChecks": [A] }]),
+        json!({ "UnlistedChecks": "Disable" }),
+    );
+    let r = env.send("Update", "req-3", p3.clone()).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert_eq!(env.enabled().await, [A]);
+    let d = env.iot.describe_scheduled_audit().scheduled_audit_name("weekly").send().await.unwrap();
+    assert_eq!(d.frequency, Some(AuditFrequency::Monthly));
+    assert_eq!(d.day_of_month.as_deref(), Some("LAST"));
+
+    // Delete (default policy): our audits go, the checks stay.
+    env.iot
+        .create_scheduled_audit()
+        .scheduled_audit_name("theirs")
+        .frequency(AuditFrequency::Daily)
+        .target_check_names(A)
+        .send()
+        .await
+        .unwrap();
+    let r = env.send("Delete", "req-4", p3).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert_eq!(env.audits().await, ["theirs"], "never deletes an audit it does not own");
+    // Delete again (e.g. after a failed create): nothing recorded, SUCCESS.
+    let r = env.send("Delete", "req-5", json!({})).await;
+    assert_eq!(r["Status"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn delete_with_retain_keeps_everything() {
+    let env = Env::new(false, 3).await;
+    let p = props(
+        &[A],
+        json!([{ "Name": "keep-me", "Frequency": "DAILY", "TargetChecks": [A] }]),
+        json!({ "OnDelete": "Retain" }),
+    );
+    assert_eq!(env.send("Create", "c", p.clone()).await["Status"], "SUCCESS");
+    assert_eq!(env.send("Delete", "d", p).await["Status"], "SUCCESS");
+    assert_eq!(env.audits().await, ["keep-me"]);
+    assert_eq!(env.enabled().await, [A]);
+}
+
+#[tokio::test]
+async fn foreign_name_and_invalid_properties_fail_with_a_reason() {
+    let env = Env::new(false, 3).await;
+    env.iot
+        .update_account_audit_configuration()
+        .role_arn("arn:aws:iam::123456789012:role/audit")
+        .audit_check_configurations(A, aws_sdk_iot::types::AuditCheckConfiguration::builder().enabled(true).build())
+        .send()
+        .await
+        .unwrap();
+    env.iot
+        .create_scheduled_audit()
+        .scheduled_audit_name("daily")
+        .frequency(AuditFrequency::Daily)
+        .target_check_names(A)
+        .send()
+        .await
+        .unwrap();
+    let r = env
+        .send(
+            "Create",
+            "c1",
+            props(&[A], json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A] }]), json!({})),
+        )
+        .await;
+    assert_eq!(r["Status"], "FAILED");
+    assert!(r["Reason"].as_str().unwrap().contains("ScheduledAudits[0].Name"), "{r}");
+    let cases = [
+        (props(&["NOPE_CHECK"], json!([]), json!({})), "Checks[0]"),
+        (props(&[A], json!([{ "Name": "m", "Frequency": "MONTHLY", "TargetChecks": [A] }]), json!({})), "dayOfMonth"),
+        (
+            props(
+                &[A],
+                json!([{ "Name": "w", "Frequency": "WEEKLY", "DayOfWeek": "MON", "TargetChecks": [B] }]),
+                json!({}),
+            ),
+            "TargetChecks[0]",
+        ),
+        (props(&[A], json!([]), json!({ "StartOnDemandAudit": "perhaps" })), "StartOnDemandAudit"),
+        (json!({ "Checks": [A] }), "AuditRoleArn"),
+        (
+            props(
+                &[A],
+                json!((0..6)
+                    .map(|i| json!({ "Name": format!("a{i}"), "Frequency": "DAILY", "TargetChecks": [A] }))
+                    .collect::<Vec<_>>()),
+                json!({}),
+            ),
+            "quota",
+        ),
+    ];
+    for (i, (p, needle)) in cases.into_iter().enumerate() {
+        let r = env.send("Create", &format!("bad-{i}"), p).await;
+        assert_eq!(r["Status"], "FAILED", "{r}");
+        assert!(r["Reason"].as_str().unwrap().contains(needle), "{needle}: {r}");
+    }
+    assert_eq!(env.audits().await, ["daily"], "nothing changed by failed requests");
+}
+
+#[tokio::test]
+async fn api_faults_still_get_exactly_one_answer() {
+    // Throttling and 5xx the SDK's retries absorb: SUCCESS.
+    let env = Env::new(false, 8).await;
+    admin(&env.url, "PUT", "/_emulator/faults", json!({ "throttleShare": 0.3, "errorShare": 0.05 })).await;
+    let p = props(&[A, B], json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A] }]), json!({}));
+    let r = env.send("Create", "f1", p.clone()).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    admin(&env.url, "PUT", "/_emulator/faults", json!({})).await;
+    assert_eq!(env.audits().await, ["daily"]);
+    // Every call failing outlasts the retries: FAILED with the reason, promptly.
+    admin(&env.url, "PUT", "/_emulator/faults", json!({ "errorShare": 1.0 })).await;
+    let started = std::time::Instant::now();
+    let r = env.send("Update", "f2", p).await;
+    assert_eq!(r["Status"], "FAILED");
+    assert!(r["Reason"].as_str().unwrap().contains("InternalFailure"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(50));
+}
+
+#[tokio::test]
+async fn drift_is_reported_and_repaired() {
+    let env = Env::new(true, 3).await;
+    let p = props(&[A, B], json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A] }]), json!({}));
+    assert_eq!(env.send("Create", "c", p).await["Status"], "SUCCESS");
+    let out = env
+        .syncer
+        .clone()
+        .handle(json!({ "driftCheck": { "stackId": env.stack } }), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(out["drift"], json!([]));
+    // Someone disables B and deletes the audit in the console.
+    env.iot.delete_scheduled_audit().scheduled_audit_name("daily").send().await.unwrap();
+    env.iot
+        .update_account_audit_configuration()
+        .audit_check_configurations(B, aws_sdk_iot::types::AuditCheckConfiguration::builder().enabled(false).build())
+        .send()
+        .await
+        .unwrap();
+    let out = env
+        .syncer
+        .clone()
+        .handle(json!({ "driftCheck": { "stackId": env.stack } }), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let found: Vec<String> = serde_json::from_value(out["drift"].clone()).unwrap();
+    assert!(found.iter().any(|f| f.contains(B)), "{found:?}");
+    assert!(found.iter().any(|f| f.contains("'daily' is missing")), "{found:?}");
+    assert_eq!(out["repaired"], true);
+    assert_eq!(env.audits().await, ["daily"]);
+    assert_eq!(env.enabled().await, [A, B]);
+    let outbox = admin(&env.url, "GET", &format!("/_emulator/outbox?topicArn={}", env.digest_topic), Value::Null).await;
+    let subject = outbox["messages"][0]["subject"].as_str().unwrap().to_owned();
+    assert!(subject.starts_with("Audit setup drift: 2 differences"), "{subject}");
+    // Dry run: the plan, nothing applied.
+    let dry = env
+        .syncer
+        .clone()
+        .handle(
+            json!({ "dryRun": props(&[A, B, C], json!([]), json!({})), "stackId": env.stack }),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry["plan"]["steps"][0]["step"], "configure");
+    assert!(dry["plan"]["steps"].as_array().unwrap().iter().any(|s| s["step"] == "deleteAudit"));
+    assert_eq!(env.enabled().await, [A, B], "a dry run changes nothing");
+}

@@ -1,0 +1,159 @@
+//! Every file in `events/` fed to its function against the local stack (emulator + DynamoDB
+//! Local): the in-process handlers for every event, and the real compiled `audit-notification`
+//! bootstrap behind a Lambda Runtime API for its events.
+
+use audit_shared::aws::dynamodb::DynamoSetupStore;
+use audit_shared::aws::iot::{IotAuditReader, IotAuditSetup};
+use audit_shared::aws::sns::SnsDigestPublisher;
+use audit_shared::aws::sqs::SqsContinuationQueue;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use system_tests::runtime_api::RuntimeApi;
+use system_tests::{clients, dynamodb_endpoint, unique, workspace, Recorder};
+
+fn events() -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(workspace().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.file_name().unwrap() != "env.json")
+        .map(|p: PathBuf| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, v)
+        })
+        .collect();
+    // CloudFormation requests in lifecycle order.
+    out.sort_by_key(|(n, _)| (n.contains("cfn-delete"), n.contains("cfn-update"), n.clone()));
+    out
+}
+
+struct Local {
+    _emu: device_defender_emulator::Running,
+    url: String,
+    table: String,
+    digest: String,
+    queue: String,
+}
+
+async fn local() -> (Local, audit_notification::Clients) {
+    let emu =
+        device_defender_emulator::start(device_defender_emulator::Options::from_args(&[]).unwrap()).await.unwrap();
+    let url = emu.url();
+    let c = clients(&url, 3).await;
+    let table = unique("events");
+    audit_shared::aws::dynamodb::create_table(&c.dynamodb, &table).await.unwrap();
+    let digest = c.sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
+    let queue = c.sqs.create_queue().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
+    (Local { _emu: emu, url, table, digest, queue }, c)
+}
+
+#[tokio::test]
+async fn every_sample_event_runs_through_its_handler() {
+    let (l, c) = local().await;
+    let env = [
+        ("TABLE_NAME", l.table.as_str()),
+        ("DIGEST_TOPIC_ARN", l.digest.as_str()),
+        ("CONTINUATION_QUEUE_URL", l.queue.as_str()),
+    ];
+    let config = audit_notification::config::Config::from_lookup(|k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let ingestor = audit_notification::build(
+        audit_notification::Clients {
+            iot: c.iot.clone(),
+            dynamodb: c.dynamodb.clone(),
+            sns: c.sns.clone(),
+            sqs: c.sqs.clone(),
+        },
+        config,
+        "us-east-1".into(),
+    );
+    let cfn = Recorder::start().await;
+    let syncer = Arc::new(config_sync::Syncer {
+        api: IotAuditSetup::new(c.iot.clone()),
+        store: DynamoSetupStore::new(c.dynamodb.clone(), l.table.clone(), 400),
+        publisher: SnsDigestPublisher::new(c.sns.clone(), l.digest.clone()),
+        config: config_sync::SyncConfig { drift_auto_repair: false, max_audits: 5 },
+        http: config_sync::response_client(),
+    });
+    let mut ran = 0;
+    for (name, mut event) in events() {
+        if name.starts_with("audit-notification.") {
+            let out = audit_notification::handler::handle(&ingestor, event, "events", Duration::from_secs(300)).await;
+            let out = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+            if name.contains("continuation") {
+                assert_eq!(out, json!({ "batchItemFailures": [] }), "{name}");
+            }
+        } else if name.starts_with("audit-sweeper.") {
+            let reader = IotAuditReader::new(c.iot.clone());
+            let store = audit_shared::aws::dynamodb::DynamoTaskStore::new(c.dynamodb.clone(), l.table.clone(), 400);
+            let queue = SqsContinuationQueue::new(c.sqs.clone(), l.queue.clone());
+            audit_sweeper::sweep(&reader, &store, &queue, 72).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else if name.starts_with("config-sync.") {
+            let is_cfn = event.get("ResponseURL").is_some();
+            if is_cfn {
+                let id = event["RequestId"].as_str().unwrap().to_owned();
+                event["ResponseURL"] = json!(format!("{}/cfn/{id}", cfn.url));
+            }
+            let out =
+                syncer.clone().handle(event, Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            if is_cfn {
+                assert_eq!(out["Status"], "SUCCESS", "{name}: {out}");
+            }
+        } else {
+            panic!("{name}: no handler for this event file (name it <function>.<case>.json)");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 10, "ran {ran} events");
+    assert_eq!(cfn.requests().len(), 3, "one response per CloudFormation request");
+    let digests =
+        system_tests::admin(&l.url, "GET", &format!("/_emulator/outbox?topicArn={}", l.digest), Value::Null).await;
+    assert!(!digests["messages"].as_array().unwrap().is_empty(), "the notification events produced digests");
+}
+
+/// The real `audit-notification` binary (built by `cargo test`/`make test` into target/debug)
+/// run as Lambda runs it, with the same environment variables the template sets.
+#[tokio::test]
+async fn the_compiled_bootstrap_handles_the_notification_events() {
+    let bin = workspace().join("target/debug/audit-notification");
+    assert!(bin.exists(), "{} is missing: build the workspace first (make test does)", bin.display());
+    let (l, _c) = local().await;
+    let api = RuntimeApi::start().await;
+    let mut child = std::process::Command::new(&bin)
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "audit-notification")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ENDPOINT_URL_IOT", &l.url)
+        .env("AWS_ENDPOINT_URL_SNS", &l.url)
+        .env("AWS_ENDPOINT_URL_SQS", &l.url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("TABLE_NAME", &l.table)
+        .env("DIGEST_TOPIC_ARN", &l.digest)
+        .env("CONTINUATION_QUEUE_URL", &l.queue)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for (name, event) in events().into_iter().filter(|(n, _)| n.starts_with("audit-notification.")) {
+        let out = api.invoke(event, Duration::from_secs(120)).await;
+        assert!(out.is_ok(), "{name}: {out:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let digests =
+        system_tests::admin(&l.url, "GET", &format!("/_emulator/outbox?topicArn={}", l.digest), Value::Null).await;
+    assert_eq!(
+        digests["messages"].as_array().unwrap().len(),
+        3,
+        "scheduled, on-demand and failed tasks each get a digest"
+    );
+}
