@@ -11,6 +11,7 @@ DYNAMODB_LOCAL := .tools/dynamodb-local/DynamoDBLocal.jar
 VENV := .venv
 PY_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
 export SAM_CLI_TELEMETRY := 0
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: help test demo up tools fmt-check clippy cargo-test template-lint bench emulator fmt clean-tools
 
@@ -52,12 +53,12 @@ cargo-test:
 	$(CARGO) test --workspace --locked
 
 demo: tools ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
-	$(CARGO) build --locked -p audit-notification -p config-sync -p audit-sweeper -p system-tests --bin local-stack
-	./target/debug/local-stack demo
+	$(CARGO) build --locked --workspace --bins
+	$(TARGET_DIR)/debug/local-stack demo
 
 up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
-	$(CARGO) build --locked -p audit-notification -p config-sync -p audit-sweeper -p system-tests --bin local-stack
-	./target/debug/local-stack up
+	$(CARGO) build --locked --workspace --bins
+	$(TARGET_DIR)/debug/local-stack up
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

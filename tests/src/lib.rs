@@ -14,6 +14,15 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
 }
 
+/// Where cargo puts debug binaries (`$CARGO_TARGET_DIR/debug` or `target/debug`).
+pub fn debug_bin(name: &str) -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target"))
+        .join("debug")
+        .join(name)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
 }
@@ -81,6 +90,67 @@ pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// Starts a compiled Lambda bootstrap against a Runtime API at `runtime_api`, with the Lambda
+/// environment, dummy credentials and `env` on top. It dies with this process (`PDEATHSIG`).
+pub fn spawn_bootstrap(
+    bin: &std::path::Path,
+    runtime_api: std::net::SocketAddr,
+    env: &[(&str, String)],
+) -> std::process::Child {
+    spawn_bootstrap_with(bin, runtime_api, env, std::process::Stdio::null())
+}
+
+/// [`spawn_bootstrap`] with the function's stdout (its JSON logs and EMF metrics) sent to `stdout`.
+pub fn spawn_bootstrap_with(
+    bin: &std::path::Path,
+    runtime_api: std::net::SocketAddr,
+    env: &[(&str, String)],
+    stdout: std::process::Stdio,
+) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("RUST_LOG", "warn")
+        .stdout(stdout);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
+}
+
+/// How many finding items a task has in the table.
+pub async fn count_findings(ddb: &aws_sdk_dynamodb::Client, table: &str, task_id: &str) -> u64 {
+    use aws_sdk_dynamodb::types::{AttributeValue, Select};
+    ddb.query()
+        .table_name(table)
+        .key_condition_expression("pk = :p AND begins_with(sk, :f)")
+        .expression_attribute_values(":p", AttributeValue::S(format!("TASK#{task_id}")))
+        .expression_attribute_values(":f", AttributeValue::S("FINDING#".into()))
+        .select(Select::Count)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("the table answers")
+        .iter()
+        .map(|p| p.count as u64)
+        .sum()
 }
 
 /// SDK configuration with dummy credentials, a fixed region, and `retries` attempts (adaptive).

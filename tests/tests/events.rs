@@ -120,29 +120,20 @@ async fn every_sample_event_runs_through_its_handler() {
 /// run as Lambda runs it, with the same environment variables the template sets.
 #[tokio::test]
 async fn the_compiled_bootstrap_handles_the_notification_events() {
-    let bin = workspace().join("target/debug/audit-notification");
+    let bin = system_tests::debug_bin("audit-notification");
     assert!(bin.exists(), "{} is missing: build the workspace first (make test does)", bin.display());
     let (l, _c) = local().await;
     let api = RuntimeApi::start().await;
-    let mut child = std::process::Command::new(&bin)
-        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "audit-notification")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL_IOT", &l.url)
-        .env("AWS_ENDPOINT_URL_SNS", &l.url)
-        .env("AWS_ENDPOINT_URL_SQS", &l.url)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
-        .env("TABLE_NAME", &l.table)
-        .env("DIGEST_TOPIC_ARN", &l.digest)
-        .env("CONTINUATION_QUEUE_URL", &l.queue)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL_IOT", l.url.clone()),
+        ("AWS_ENDPOINT_URL_SNS", l.url.clone()),
+        ("AWS_ENDPOINT_URL_SQS", l.url.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
+        ("TABLE_NAME", l.table.clone()),
+        ("DIGEST_TOPIC_ARN", l.digest.clone()),
+        ("CONTINUATION_QUEUE_URL", l.queue.clone()),
+    ];
+    let mut child = system_tests::spawn_bootstrap(&bin, api.addr, &env);
     for (name, event) in events().into_iter().filter(|(n, _)| n.starts_with("audit-notification.")) {
         let out = api.invoke(event, Duration::from_secs(120)).await;
         assert!(out.is_ok(), "{name}: {out:?}");

@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::metrics::IngestMetrics;
 use audit_shared::digest::{self, Changes, DigestFinding};
 use audit_shared::finding::fnv1a;
-use audit_shared::ports::{AuditReader, Claim, ContinuationQueue, DigestPublisher, FindingsPage, PortError, TaskStore};
+use audit_shared::ports::{
+    AuditReader, Claim, ContinuationQueue, DigestPublisher, FindingsPage, PortError, StoredKey, TaskStore,
+};
 use audit_shared::summary::{CheckProgress, DigestState, IngestState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
 use audit_shared::{TaskStatus, TaskType};
@@ -314,64 +316,54 @@ where
             None
         };
         if o.task_status == TaskStatus::Completed {
-            let hash = |c: &str, r: &str| fnv1a(&format!("{c}#{r}"));
+            let hash = |k: &StoredKey| fnv1a(&format!("{}#{}", k.check_name, k.resource_key));
+            let listed = |k: StoredKey| DigestFinding {
+                severity: k.severity,
+                check_name: k.check_name,
+                resource_type: k.resource_type,
+                resource_key: k.resource_key,
+            };
             let mut before: HashSet<u64> = HashSet::new();
             if let Some(p) = &previous {
-                let mut cursor = None;
-                loop {
-                    let (keys, next) = store.finding_keys(&p.outline.task_id, cursor).await?;
-                    before.extend(keys.iter().map(|k| hash(&k.check_name, &k.resource_key)));
-                    cursor = next;
-                    if cursor.is_none() {
-                        break;
-                    }
-                }
+                each_key(store, &p.outline.task_id, |k| {
+                    before.insert(hash(&k));
+                })
+                .await?;
             }
             let mut now: HashSet<u64> = HashSet::new();
-            let mut cursor = None;
-            loop {
-                let (keys, next) = store.finding_keys(&o.task_id, cursor).await?;
-                for k in keys {
-                    let h = hash(&k.check_name, &k.resource_key);
-                    now.insert(h);
-                    if before.contains(&h) {
-                        changes.persisting += 1;
-                    } else {
-                        changes.add_new(DigestFinding {
-                            severity: k.severity,
-                            check_name: k.check_name,
-                            resource_type: k.resource_type,
-                            resource_key: k.resource_key,
-                        });
-                    }
+            each_key(store, &o.task_id, |k| {
+                let h = hash(&k);
+                now.insert(h);
+                if before.contains(&h) {
+                    changes.persisting += 1;
+                } else {
+                    changes.add_new(listed(k));
                 }
-                cursor = next;
-                if cursor.is_none() {
-                    break;
-                }
-            }
+            })
+            .await?;
             if let Some(p) = &previous {
-                let mut cursor = None;
-                loop {
-                    let (keys, next) = store.finding_keys(&p.outline.task_id, cursor).await?;
-                    for k in keys {
-                        if !now.contains(&hash(&k.check_name, &k.resource_key)) {
-                            changes.add_resolved(DigestFinding {
-                                severity: k.severity,
-                                check_name: k.check_name,
-                                resource_type: k.resource_type,
-                                resource_key: k.resource_key,
-                            });
-                        }
+                each_key(store, &p.outline.task_id, |k| {
+                    if !now.contains(&hash(&k)) {
+                        changes.add_resolved(listed(k));
                     }
-                    cursor = next;
-                    if cursor.is_none() {
-                        break;
-                    }
-                }
+                })
+                .await?;
             }
         }
         Ok(digest::build(summary, previous.as_ref(), changes, &self.region))
+    }
+}
+
+/// Visits every stored finding key of a task, page by page (bounded memory).
+async fn each_key<S: TaskStore>(store: &S, task_id: &str, mut visit: impl FnMut(StoredKey)) -> Result<(), PortError> {
+    let mut cursor = None;
+    loop {
+        let (keys, next) = store.finding_keys(task_id, cursor).await?;
+        keys.into_iter().for_each(&mut visit);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -33,37 +33,27 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 
 struct Function {
     api: RuntimeApi,
-    child: std::process::Child,
+    child: std::sync::Mutex<std::process::Child>,
 }
 
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Function {
+    fn stop(&self) {
+        let mut c = self.child.lock().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
 async fn spawn_function(name: &str, env: &[(&str, String)]) -> Function {
-    let bin = workspace().join("target/debug").join(name);
+    let bin = system_tests::debug_bin(name);
     if !bin.exists() {
-        fail(format!("{} is missing: run `cargo build -p {name}` (make demo does)", bin.display()));
+        fail(format!("{} is missing: run `cargo build --workspace --bins` (make demo does)", bin.display()));
     }
     let api = RuntimeApi::start().await;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap_or_else(|e| fail(format!("cannot start {name}: {e}")));
-    Function { api, child }
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "warn".into())));
+    let child = system_tests::spawn_bootstrap(&bin, api.addr, &env);
+    Function { api, child: std::sync::Mutex::new(child) }
 }
 
 /// The invoke endpoint in front of the functions.
@@ -196,6 +186,7 @@ async fn main() {
         println!("Ctrl-C stops everything.");
         let _ = tokio::signal::ctrl_c().await;
         println!("Stopping.");
+        functions.values().for_each(Function::stop);
         return;
     }
 
@@ -247,20 +238,9 @@ async fn main() {
         println!("\n--- Subject: {}\n{}", d["subject"].as_str().unwrap_or(""), d["message"].as_str().unwrap_or(""));
     }
     for t in &tasks {
-        let count = c_ddb
-            .query()
-            .table_name(TABLE)
-            .key_condition_expression("pk = :p AND begins_with(sk, :f)")
-            .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S(format!("TASK#{t}")))
-            .expression_attribute_values(":f", aws_sdk_dynamodb::types::AttributeValue::S("FINDING#".into()))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map(|pages| pages.iter().map(|p| p.count).sum::<i32>())
-            .unwrap_or(-1);
+        let count = system_tests::count_findings(&c_ddb, TABLE, t).await;
         println!("stored: TASK#{t}: summary, digest and {count} findings");
     }
+    functions.values().for_each(Function::stop);
     println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());
 }
