@@ -9,22 +9,22 @@ export CARGO_TERM_COLOR ?= never
 DYNAMODB_LOCAL_PKG := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL := .tools/dynamodb-local/DynamoDBLocal.jar
 VENV := .venv
-PY_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
+PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo up tools fmt-check clippy cargo-test template-lint bench emulator fmt clean-tools
+.PHONY: help test demo up tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-test: tools fmt-check template-lint clippy cargo-test ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests
+test: tools fmt-check template-lint clippy cargo-test boto3-smoke ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests
 
 tools: $(DYNAMODB_LOCAL) $(VENV)/.installed ## Install what the tests need, project-local (.tools/, .venv/)
 
-$(VENV)/.installed:
+$(VENV)/.installed: $(PY_REQUIREMENTS)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PY_REQUIREMENTS)
 	touch $@
 
 template-lint: $(VENV)/.installed
@@ -59,6 +59,10 @@ demo: tools ## The whole product locally: setup, two scheduled audits, two diges
 up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
 	$(CARGO) build --locked --workspace --bins
 	$(TARGET_DIR)/debug/local-stack up
+
+# The emulator through another client: boto3/botocore (built by cargo-test).
+boto3-smoke: $(VENV)/.installed
+	$(VENV)/bin/python tests/python/boto3_smoke.py $(TARGET_DIR)/debug/device-defender-emulator
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -1,0 +1,96 @@
+"""The emulator through another client than the Rust SDK: boto3/botocore (Python), which
+validates and parses by the official service model. Run by `make test`:
+
+    .venv/bin/python tests/python/boto3_smoke.py target/debug/device-defender-emulator
+"""
+import json
+import subprocess
+import sys
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+def main(binary):
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--frozen-clock", "--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "2000",
+         "--noncompliant-share", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+                  config=Config(retries={"max_attempts": 1}))
+        iot, sns = boto3.client("iot", **kw), boto3.client("sns", **kw)
+        checks = ["DEVICE_CERTIFICATE_EXPIRING_CHECK", "DEVICE_CERTIFICATE_AGE_CHECK", "LOGGING_DISABLED_CHECK"]
+
+        described = iot.describe_account_audit_configuration()
+        assert len(described["auditCheckConfigurations"]) == 17, described
+        try:
+            iot.delete_account_audit_configuration()
+            raise AssertionError("expected ResourceNotFoundException")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
+        topic = sns.create_topic(Name="audit")["TopicArn"]
+        iot.update_account_audit_configuration(
+            roleArn="arn:aws:iam::123456789012:role/audit",
+            auditCheckConfigurations={c: {"enabled": True} for c in checks},
+            auditNotificationTargetConfigurations={"SNS": {"targetArn": topic, "roleArn": "arn:aws:iam::123456789012:role/sns", "enabled": True}})
+        # botocore sends "enabled": false explicitly: also a disable.
+        iot.update_account_audit_configuration(auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}})
+        enabled = [k for k, v in iot.describe_account_audit_configuration()["auditCheckConfigurations"].items() if v["enabled"]]
+        assert sorted(enabled) == sorted(checks[:2]), enabled
+
+        for i, (freq, extra) in enumerate([("DAILY", {}), ("WEEKLY", {"dayOfWeek": "MON"}), ("MONTHLY", {"dayOfMonth": "LAST"})]):
+            iot.create_scheduled_audit(scheduledAuditName=f"a{i}", frequency=freq, targetCheckNames=checks[:2],
+                                       tags=[{"Key": "team", "Value": "iot"}], **extra)
+        try:
+            iot.create_scheduled_audit(scheduledAuditName="a0", frequency="DAILY", targetCheckNames=checks[:1])
+            raise AssertionError("expected ResourceAlreadyExistsException")
+        except iot.exceptions.ResourceAlreadyExistsException as e:
+            assert e.response["resourceId"] == "a0", e.response
+        names = [a["scheduledAuditName"] for p in iot.get_paginator("list_scheduled_audits").paginate(PaginationConfig={"PageSize": 2})
+                 for a in p["scheduledAudits"]]
+        assert names == ["a0", "a1", "a2"], names
+
+        task = iot.start_on_demand_audit_task(targetCheckNames=checks[:2])["taskId"]
+        d = iot.describe_audit_task(taskId=task)
+        assert d["taskStatus"] == "IN_PROGRESS" and d["taskStartTime"].year == 2026, d
+        req = urllib.request.Request(url + "/_emulator/clock/advance", data=b'{"seconds": 10}', method="POST")
+        urllib.request.urlopen(req).read()
+        d = iot.describe_audit_task(taskId=task)
+        assert d["taskStatus"] == "COMPLETED", d
+        expected = sum(c["nonCompliantResourcesCount"] for c in d["auditDetails"].values())
+        seen = set()
+        for page in iot.get_paginator("list_audit_findings").paginate(taskId=task, PaginationConfig={"PageSize": 250}):
+            for f in page["findings"]:
+                seen.add(f["findingId"])
+                assert f["findingTime"].year == 2026
+        assert len(seen) == expected and expected > 250, (len(seen), expected)
+        tasks = iot.list_audit_tasks(startTime="2026-01-14T00:00:00Z", endTime="2026-01-16T00:00:00Z")["tasks"]
+        assert [t["taskId"] for t in tasks] == [task], tasks
+        try:
+            iot.cancel_audit_task(taskId=task)
+            raise AssertionError("expected InvalidRequestException")
+        except iot.exceptions.InvalidRequestException:
+            pass
+        try:
+            iot.list_audit_findings(taskId=task, startTime="2026-01-14T00:00:00Z", endTime="2026-01-16T00:00:00Z")
+            raise AssertionError("expected InvalidRequestException")
+        except iot.exceptions.InvalidRequestException:
+            pass
+
+        outbox = json.load(urllib.request.urlopen(url + "/_emulator/outbox?source=audit"))
+        message = json.loads(outbox["messages"][0]["message"])
+        assert message["taskId"] == task and isinstance(message["taskStartTime"], int), message
+        sns.publish(TopicArn=topic, Message="hello", Subject="s",
+                    MessageAttributes={"CRITICAL": {"DataType": "Number", "StringValue": "3"}})
+        assert len(sns.list_topics()["Topics"]) == 1
+        print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed)")
+    finally:
+        proc.kill()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
