@@ -49,15 +49,18 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# Build every target first: the end-to-end tests run the compiled bootstraps from
+# target/debug, which `cargo test` alone does not produce for crates without integration tests.
 cargo-test:
+	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
 demo: tools ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
-	$(CARGO) build --locked --workspace --bins
+	$(CARGO) build --locked --workspace --all-targets
 	$(TARGET_DIR)/debug/local-stack demo
 
 up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
-	$(CARGO) build --locked --workspace --bins
+	$(CARGO) build --locked --workspace --all-targets
 	$(TARGET_DIR)/debug/local-stack up
 
 # The emulator through another client: boto3/botocore (built by cargo-test).
