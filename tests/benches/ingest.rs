@@ -7,7 +7,9 @@
 //!   function paces itself at 10 ListAuditFindings/s. Ceiling: 10 pages/s × 250 = 2,500 findings/s.
 //!
 //! The task's findings are spread over four device-certificate checks (read in parallel).
-//! Set `AUDIT_NOTIFICATION_BIN` to the binary (default: target/release/audit-notification).
+//! Set `AUDIT_NOTIFICATION_BIN` to the binary (default: target/release/audit-notification),
+//! `BENCH_SIZES` (default `1000,10000,100000`) and `BENCH_MODES` (default `unlimited,aws-quota`)
+//! to run a part, `DYNAMODB_ENDPOINT` to use a DynamoDB Local already running.
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -166,7 +168,11 @@ async fn main() {
     println!();
     println!("| mode | findings | seconds | ingest s | findings/s (ingest) | % of 2,500/s | peak RSS MB | init ms | stored | error |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    for mode in ["unlimited", "aws-quota"] {
+    let modes: Vec<&'static str> = match std::env::var("BENCH_MODES") {
+        Ok(v) => ["unlimited", "aws-quota"].into_iter().filter(|m| v.split(',').any(|w| w.trim() == *m)).collect(),
+        Err(_) => vec!["unlimited", "aws-quota"],
+    };
+    for mode in modes {
         for &n in &sizes {
             let r = run(&bin, mode, n).await;
             let rate = r.findings as f64 / if r.ingest_secs > 0.0 { r.ingest_secs } else { r.secs };

@@ -143,6 +143,7 @@ pub async fn count_findings(ddb: &aws_sdk_dynamodb::Client, table: &str, task_id
         .expression_attribute_values(":p", AttributeValue::S(format!("TASK#{task_id}")))
         .expression_attribute_values(":f", AttributeValue::S("FINDING#".into()))
         .select(Select::Count)
+        .limit(audit_shared::aws::dynamodb::QUERY_PAGE_LIMIT)
         .into_paginator()
         .send()
         .collect::<Result<Vec<_>, _>>()

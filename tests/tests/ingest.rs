@@ -196,6 +196,7 @@ impl Stack {
             .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
             .expression_attribute_values(":pk", AttributeValue::S(format!("TASK#{task_id}")))
             .expression_attribute_values(":f", AttributeValue::S("FINDING#".into()))
+            .limit(audit_shared::aws::dynamodb::QUERY_PAGE_LIMIT)
             .into_paginator()
             .items()
             .send();

@@ -25,6 +25,12 @@ type Item = HashMap<String, AttributeValue>;
 /// Name of the GSI over resources.
 pub const RESOURCE_INDEX: &str = "byResource";
 
+/// Items asked for per Query page when walking a task's findings. DynamoDB stops a page at
+/// 1 MB (about 1,800 finding items) whatever the limit, so in AWS this changes nothing; DynamoDB
+/// Local, without a limit, materialises every remaining item of the partition for each page
+/// (measured: 10^5 findings took 56 s to walk without it, 6.7 s with it).
+pub const QUERY_PAGE_LIMIT: i32 = 2000;
+
 /// The table.
 #[derive(Clone, Debug)]
 pub struct DynamoTaskStore {
@@ -423,6 +429,7 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":pk", s(format!("AUDIT#{stream}")))
             .expression_attribute_values(":bound", s(run_sk(before_ms, task_id)))
             .scan_index_forward(false)
+            .limit(25)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -455,6 +462,7 @@ impl TaskStore for DynamoTaskStore {
             .projection_expression("sk, checkName, resourceKey, resourceType, #sev")
             .expression_attribute_names("#sev", "severity")
             .consistent_read(true)
+            .limit(QUERY_PAGE_LIMIT)
             .set_exclusive_start_key(start)
             .send()
             .await
