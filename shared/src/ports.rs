@@ -57,6 +57,9 @@ pub trait AuditReader: Send + Sync {
     ) -> impl Future<Output = Result<FindingsPage, PortError>> + Send;
     /// Every task started in [start, end] (epoch ms), all pages.
     fn list_tasks(&self, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Vec<TaskRef>, PortError>> + Send;
+    /// Attempts answered with throttling so far, retried ones included (a running total: take
+    /// differences).
+    fn throttled_attempts(&self) -> u64;
 }
 
 /// The outcome of claiming a task for ingest.

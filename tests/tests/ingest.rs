@@ -5,6 +5,7 @@ use audit_notification::config::Config;
 use audit_notification::handler::handle;
 use audit_notification::AwsIngestor;
 use audit_shared::aws::iot::to_finding;
+use audit_shared::ports::AuditReader;
 use audit_shared::summary::{DigestState, IngestState, TaskSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_iot::types::{AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType};
@@ -319,6 +320,8 @@ async fn throttling_and_5xx_injected_still_exact_with_one_digest() {
     stack.drain().await;
     stack.assert_exact(&task).await;
     assert_eq!(stack.digests().await.len(), 1);
+    let throttled = stack.ingestor.ports.reader.throttled_attempts();
+    assert!(throttled > 0, "throttled attempts are counted, retried ones too (the Throttles metric)");
 }
 
 #[tokio::test]

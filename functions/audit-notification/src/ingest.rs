@@ -172,7 +172,7 @@ where
                 .collect();
             crate::metrics::emit(&task_id, &summary.outline.audit_stream(), &metrics);
             info!(task_id, status = %summary.outline.task_status, stored = summary.progress.values().map(|p| p.stored).sum::<i64>(),
-                pages = summary.pages_read + metrics.pages_read as i64, "ingest complete");
+                pages = summary.pages_read + metrics.pages_read as i64, throttled = metrics.throttles, "ingest complete");
         }
         let digest = self.send_digest(&summary, owner).await;
         let digest = match digest {
@@ -219,6 +219,7 @@ where
         let permits = Arc::new(Semaphore::new(self.config.read_concurrency));
         let outline = Arc::new(summary.outline.clone());
         let mut set = JoinSet::new();
+        let throttled_before = self.ports.reader.throttled_attempts();
         for check in summary.pending_checks() {
             let progress = summary.progress[&check].clone();
             let (ports, limiter, permits, outline, owner) =
@@ -241,14 +242,13 @@ where
                     summary.progress.insert(check, progress);
                 }
                 Err(e) => {
-                    if matches!(e, PortError::Transient(ref m) if m.contains("Throttling")) {
-                        metrics.throttles += 1;
-                    }
                     error!(task_id = %summary.outline.task_id, check, error = %e, "reading a check failed");
                     first_err = first_err.or(Some(e));
                 }
             }
         }
+        // Every reader has finished: the difference is this slice's (one invocation per process).
+        metrics.throttles = self.ports.reader.throttled_attempts().saturating_sub(throttled_before);
         if let Some(e) = first_err {
             return Err(e);
         }

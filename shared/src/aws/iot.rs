@@ -5,19 +5,53 @@ use crate::finding::Finding;
 use crate::ports::{AuditReader, FindingsPage, PortError, TaskRef};
 use crate::summary::{CheckOutcome, TaskOutline};
 use crate::vocabulary::{CheckRunStatus, ResourceType, Severity, TaskStatus, TaskType};
+use aws_sdk_iot::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_iot::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_iot::error::BoxError;
 use aws_sdk_iot::primitives::DateTime;
 use aws_sdk_iot::types::{AuditFinding, ResourceIdentifier};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Reads audits with an IoT client (configure retries on the client: adaptive mode).
 #[derive(Clone, Debug)]
 pub struct IotAuditReader {
     client: aws_sdk_iot::Client,
+    throttled: ThrottleCounter,
 }
 
 impl IotAuditReader {
+    /// Wraps `client`, adding an interceptor that counts throttled attempts.
     pub fn new(client: aws_sdk_iot::Client) -> Self {
-        IotAuditReader { client }
+        let throttled = ThrottleCounter::default();
+        let client =
+            aws_sdk_iot::Client::from_conf(client.config().to_builder().interceptor(throttled.clone()).build());
+        IotAuditReader { client, throttled }
+    }
+}
+
+/// Counts every attempt answered with `ThrottlingException`, including those the SDK's retry
+/// absorbed and that never surfaced as an error.
+#[derive(Clone, Debug, Default)]
+struct ThrottleCounter(Arc<AtomicU64>);
+
+impl Intercept for ThrottleCounter {
+    fn name(&self) -> &'static str {
+        "ThrottleCounter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let code = context.response().and_then(|r| r.headers().get("x-amzn-ErrorType"));
+        if code.is_some_and(|c| c.starts_with("ThrottlingException")) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -89,6 +123,10 @@ pub fn to_finding(task_id: &str, f: &AuditFinding) -> Finding {
 }
 
 impl AuditReader for IotAuditReader {
+    fn throttled_attempts(&self) -> u64 {
+        self.throttled.0.load(Ordering::Relaxed)
+    }
+
     async fn describe_task(&self, task_id: &str) -> Result<TaskOutline, PortError> {
         let d = self
             .client
