@@ -564,6 +564,18 @@ impl DynamoSetupStore {
     fn now_ms() -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
     }
+
+    /// PutItem, unconditional.
+    async fn put(&self, item: Item) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", e))?;
+        Ok(())
+    }
 }
 
 impl crate::ports::SetupStore for DynamoSetupStore {
@@ -592,14 +604,7 @@ impl crate::ports::SetupStore for DynamoSetupStore {
             s(serde_json::to_string(record).map_err(|e| PortError::Permanent(e.to_string()))?),
         );
         item.insert("appliedAt".into(), n(record.applied_at));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify("PutItem", e))?;
-        Ok(())
+        self.put(item).await
     }
 
     async fn forget(&self, stack_id: &str) -> Result<(), PortError> {
@@ -640,13 +645,6 @@ impl crate::ports::SetupStore for DynamoSetupStore {
         item.insert("repaired".into(), AttributeValue::Bool(repaired));
         item.insert("detectedAt".into(), n(now));
         item.insert("expiresAt".into(), n(now / 1000 + self.retention_days as i64 * 86_400));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify("PutItem", e))?;
-        Ok(())
+        self.put(item).await
     }
 }
