@@ -368,13 +368,7 @@ impl TaskStore for DynamoTaskStore {
             item.insert("sk".into(), s("DIGEST"));
             item.insert("auditStream".into(), s(outline.audit_stream()));
             item.insert("expiresAt".into(), self.expires_at());
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| classify("PutItem", e))?;
+            put(&self.client, &self.table, item).await?;
         }
         let mut req = self
             .client
@@ -483,6 +477,12 @@ impl TaskStore for DynamoTaskStore {
     }
 }
 
+/// PutItem, unconditional.
+async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: Item) -> Result<(), PortError> {
+    client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(|e| classify("PutItem", e))?;
+    Ok(())
+}
+
 fn to_attr<T: serde::Serialize>(v: &T) -> Result<AttributeValue, PortError> {
     serde_dynamo::to_attribute_value(v).map_err(|e| PortError::Permanent(e.to_string()))
 }
@@ -564,18 +564,6 @@ impl DynamoSetupStore {
     fn now_ms() -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
     }
-
-    /// PutItem, unconditional.
-    async fn put(&self, item: Item) -> Result<(), PortError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify("PutItem", e))?;
-        Ok(())
-    }
 }
 
 impl crate::ports::SetupStore for DynamoSetupStore {
@@ -604,7 +592,7 @@ impl crate::ports::SetupStore for DynamoSetupStore {
             s(serde_json::to_string(record).map_err(|e| PortError::Permanent(e.to_string()))?),
         );
         item.insert("appliedAt".into(), n(record.applied_at));
-        self.put(item).await
+        put(&self.client, &self.table, item).await
     }
 
     async fn forget(&self, stack_id: &str) -> Result<(), PortError> {
@@ -645,6 +633,6 @@ impl crate::ports::SetupStore for DynamoSetupStore {
         item.insert("repaired".into(), AttributeValue::Bool(repaired));
         item.insert("detectedAt".into(), n(now));
         item.insert("expiresAt".into(), n(now / 1000 + self.retention_days as i64 * 86_400));
-        self.put(item).await
+        put(&self.client, &self.table, item).await
     }
 }
