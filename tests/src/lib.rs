@@ -62,6 +62,8 @@ pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
             .arg("-jar")
             .arg(&jar)
             .args(["-inMemory", "-port", &port.to_string(), "-disableTelemetry"])
+            // It writes dynamodb-local-metadata.json into its working directory: keep it there.
+            .current_dir(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -284,6 +286,16 @@ pub mod runtime_api {
         /// When the function first asked for an event.
         pub fn first_poll(&self) -> Option<Instant> {
             *self.inner.first_poll.lock().unwrap()
+        }
+
+        /// Waits until the function first polls for an invocation (its init is over); when.
+        pub async fn ready(&self) -> Instant {
+            loop {
+                if let Some(at) = self.first_poll() {
+                    return at;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
         }
 
         /// Invokes the function with `event` and a deadline `timeout` from now; returns its
