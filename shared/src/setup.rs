@@ -90,6 +90,13 @@ pub struct CheckState {
     pub configuration: BTreeMap<String, String>,
 }
 
+impl CheckState {
+    /// Enabled, with the declared configuration (an empty declaration accepts any).
+    pub fn matches(&self, declared: &BTreeMap<String, String>) -> bool {
+        self.enabled && (declared.is_empty() || self.configuration == *declared)
+    }
+}
+
 /// The account's actual setup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,6 +208,15 @@ fn as_list(field: &str, v: Option<&Value>) -> Result<Vec<Value>, SetupError> {
     }
 }
 
+/// A required IAM role ARN.
+fn role_arn<'a>(field: &str, v: Option<&'a Value>) -> Result<&'a str, SetupError> {
+    let role = as_str(field, v)?.ok_or_else(|| err(field, "is required"))?;
+    if !(20..=2048).contains(&role.len()) || !role.starts_with("arn:") {
+        return Err(err(field, format!("'{role}' is not an IAM role ARN")));
+    }
+    Ok(role)
+}
+
 fn check_name(field: &str, v: &Value) -> Result<String, SetupError> {
     let name = match v {
         Value::String(s) => s.trim().to_owned(),
@@ -229,10 +245,7 @@ pub fn parse_desired(props: &Value) -> Result<DesiredSetup, SetupError> {
     if let Some(unknown) = p.keys().find(|k| !PROPERTIES.contains(&k.as_str())) {
         return Err(err(unknown.clone(), format!("unknown property; expected one of {}", PROPERTIES[1..].join(", "))));
     }
-    let role = as_str("AuditRoleArn", p.get("AuditRoleArn"))?.ok_or_else(|| err("AuditRoleArn", "is required"))?;
-    if !(20..=2048).contains(&role.len()) || !role.starts_with("arn:") {
-        return Err(err("AuditRoleArn", format!("'{role}' is not an IAM role ARN")));
-    }
+    let role = role_arn("AuditRoleArn", p.get("AuditRoleArn"))?;
     let mut checks = BTreeMap::new();
     for (i, c) in as_list("Checks", p.get("Checks"))?.iter().enumerate() {
         let field = format!("Checks[{i}]");
@@ -288,14 +301,10 @@ pub fn parse_desired(props: &Value) -> Result<DesiredSetup, SetupError> {
         Some(Value::Object(t)) => {
             let topic = as_str("NotificationTarget.TopicArn", t.get("TopicArn"))?
                 .ok_or_else(|| err("NotificationTarget.TopicArn", "is required"))?;
-            let role = as_str("NotificationTarget.RoleArn", t.get("RoleArn"))?
-                .ok_or_else(|| err("NotificationTarget.RoleArn", "is required"))?;
             if !topic.starts_with("arn:") || topic.len() > 2048 {
                 return Err(err("NotificationTarget.TopicArn", format!("'{topic}' is not an SNS topic ARN")));
             }
-            if !role.starts_with("arn:") || !(20..=2048).contains(&role.len()) {
-                return Err(err("NotificationTarget.RoleArn", format!("'{role}' is not an IAM role ARN")));
-            }
+            let role = role_arn("NotificationTarget.RoleArn", t.get("RoleArn"))?;
             Some(NotificationTarget {
                 topic_arn: topic.into(),
                 role_arn: role.into(),
@@ -395,10 +404,7 @@ pub fn plan_apply(
     let enable: BTreeMap<String, BTreeMap<String, String>> = desired
         .checks
         .iter()
-        .filter(|(name, config)| {
-            let now = actual.checks.get(*name);
-            !now.is_some_and(|c| c.enabled) || now.is_some_and(|c| !config.is_empty() && c.configuration != **config)
-        })
+        .filter(|(name, config)| !actual.checks.get(*name).is_some_and(|c| c.matches(config)))
         .map(|(n, c)| (n.clone(), c.clone()))
         .collect();
     let role =
@@ -426,12 +432,9 @@ pub fn plan_apply(
     }
     // 4. Disable unlisted checks that no remaining audit targets.
     if desired.unlisted_checks == UnlistedChecks::Disable {
+        // Checks the declared audits target are declared (parse_desired checks it), so only
+        // audits this stack does not own can keep an unlisted check enabled.
         let mut remaining_targets: BTreeMap<&str, &str> = BTreeMap::new();
-        for (n, d) in &desired.scheduled_audits {
-            d.targets.iter().for_each(|t| {
-                remaining_targets.insert(t, n);
-            });
-        }
         for n in &foreign {
             actual.audits[*n].targets.iter().for_each(|t| {
                 remaining_targets.insert(t, n);
@@ -478,10 +481,9 @@ pub fn drift(actual: &ActualSetup, desired: &DesiredSetup) -> Vec<String> {
     let mut out = Vec::new();
     for (check, config) in &desired.checks {
         match actual.checks.get(check) {
+            Some(c) if c.matches(config) => {}
             Some(c) if c.enabled => {
-                if !config.is_empty() && c.configuration != *config {
-                    out.push(format!("check {check}: configuration is {:?}, declared {:?}", c.configuration, config));
-                }
+                out.push(format!("check {check}: configuration is {:?}, declared {:?}", c.configuration, config))
             }
             _ => out.push(format!("check {check} is disabled, declared enabled")),
         }
