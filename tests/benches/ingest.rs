@@ -127,9 +127,7 @@ async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
             })
     });
     let pid = child.id();
-    while api.first_poll().is_none() {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    api.ready().await;
     let start = Instant::now();
     let out = api.invoke(sns_event(&[message]), Duration::from_secs(900)).await;
     let secs = start.elapsed().as_secs_f64();
@@ -169,10 +167,7 @@ async fn init_once(bin: &str) -> f64 {
     let api = RuntimeApi::start().await;
     let spawned = Instant::now();
     let mut child = spawn_bootstrap_with(std::path::Path::new(bin), api.addr, &env, std::process::Stdio::null());
-    while api.first_poll().is_none() {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    let ms = api.first_poll().unwrap().duration_since(spawned).as_secs_f64() * 1000.0;
+    let ms = api.ready().await.duration_since(spawned).as_secs_f64() * 1000.0;
     let _ = child.kill();
     let _ = child.wait();
     ms

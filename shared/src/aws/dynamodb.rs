@@ -62,6 +62,17 @@ pub fn run_sk(start_ms: i64, task_id: &str) -> String {
     format!("RUN#{start_ms:013}#{task_id}")
 }
 
+/// The key of an item.
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// `expiresAt`: now plus `days`, in epoch seconds (the table's TTL attribute).
+fn expires_in(days: u32) -> AttributeValue {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    n(now + days as i64 * 86_400)
+}
+
 fn to_item<T: serde::Serialize>(v: &T) -> Result<Item, PortError> {
     serde_dynamo::to_item(v).map_err(|e| PortError::Permanent(format!("cannot encode item: {e}")))
 }
@@ -82,8 +93,7 @@ impl DynamoTaskStore {
     }
 
     fn expires_at(&self) -> AttributeValue {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-        n(now + self.retention_days as i64 * 86_400)
+        expires_in(self.retention_days)
     }
 
     fn summary_item(&self, summary: &TaskSummary) -> Result<Item, PortError> {
@@ -96,7 +106,7 @@ impl DynamoTaskStore {
     }
 
     fn key(task_id: &str, sk: &str) -> Item {
-        HashMap::from([("pk".to_owned(), s(task_pk(task_id))), ("sk".to_owned(), s(sk))])
+        key(task_pk(task_id), sk)
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskSummary>, PortError> {
@@ -557,10 +567,6 @@ impl DynamoSetupStore {
         DynamoSetupStore { client, table, retention_days }
     }
 
-    fn key(pk: String, sk: &str) -> Item {
-        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-    }
-
     fn now_ms() -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
     }
@@ -572,7 +578,7 @@ impl crate::ports::SetupStore for DynamoSetupStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("CONFIG#{stack_id}"), "STATE")))
+            .set_key(Some(key(format!("CONFIG#{stack_id}"), "STATE")))
             .consistent_read(true)
             .send()
             .await
@@ -586,7 +592,7 @@ impl crate::ports::SetupStore for DynamoSetupStore {
     }
 
     async fn save(&self, stack_id: &str, record: &crate::setup::SetupRecord) -> Result<(), PortError> {
-        let mut item = Self::key(format!("CONFIG#{stack_id}"), "STATE");
+        let mut item = key(format!("CONFIG#{stack_id}"), "STATE");
         item.insert(
             "record".into(),
             s(serde_json::to_string(record).map_err(|e| PortError::Permanent(e.to_string()))?),
@@ -599,7 +605,7 @@ impl crate::ports::SetupStore for DynamoSetupStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("CONFIG#{stack_id}"), "STATE")))
+            .set_key(Some(key(format!("CONFIG#{stack_id}"), "STATE")))
             .send()
             .await
             .map_err(|e| classify("DeleteItem", e))?;
@@ -607,10 +613,10 @@ impl crate::ports::SetupStore for DynamoSetupStore {
     }
 
     async fn claim_start(&self, request_id: &str) -> Result<bool, PortError> {
-        let mut item = Self::key("CONFIG#START".into(), request_id);
+        let mut item = key("CONFIG#START".into(), request_id);
         let now = Self::now_ms();
         item.insert("claimedAt".into(), n(now));
-        item.insert("expiresAt".into(), n(now / 1000 + 30 * 86_400));
+        item.insert("expiresAt".into(), expires_in(30));
         let r = self
             .client
             .put_item()
@@ -628,11 +634,11 @@ impl crate::ports::SetupStore for DynamoSetupStore {
 
     async fn put_drift(&self, stack_id: &str, found: &[String], repaired: bool) -> Result<(), PortError> {
         let now = Self::now_ms();
-        let mut item = Self::key(format!("CONFIG#{stack_id}"), &format!("DRIFT#{now:013}"));
+        let mut item = key(format!("CONFIG#{stack_id}"), &format!("DRIFT#{now:013}"));
         item.insert("differences".into(), AttributeValue::L(found.iter().map(|f| s(f.clone())).collect()));
         item.insert("repaired".into(), AttributeValue::Bool(repaired));
         item.insert("detectedAt".into(), n(now));
-        item.insert("expiresAt".into(), n(now / 1000 + self.retention_days as i64 * 86_400));
+        item.insert("expiresAt".into(), expires_in(self.retention_days));
         put(&self.client, &self.table, item).await
     }
 }

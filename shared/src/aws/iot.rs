@@ -234,6 +234,32 @@ use aws_sdk_iot::types::{
     DayOfWeek as SdkDayOfWeek, Tag,
 };
 
+/// A scheduled audit's definition as DescribeScheduledAudit gives it.
+fn audit_def(d: &aws_sdk_iot::operation::describe_scheduled_audit::DescribeScheduledAuditOutput) -> AuditDef {
+    let mut targets: Vec<String> = d.target_check_names().to_vec();
+    targets.sort();
+    targets.dedup();
+    AuditDef {
+        frequency: d.frequency().map(|f| f.as_str().to_owned()).unwrap_or_default(),
+        day_of_week: d.day_of_week().map(|x| x.as_str().to_owned()),
+        day_of_month: d.day_of_month().map(str::to_owned),
+        targets,
+    }
+}
+
+impl IotAuditSetup {
+    /// DescribeScheduledAudit; `None` when it does not exist.
+    async fn describe_audit(&self, name: &str) -> Result<Option<AuditDef>, PortError> {
+        match self.client.describe_scheduled_audit().scheduled_audit_name(name).send().await {
+            Ok(d) => Ok(Some(audit_def(&d))),
+            Err(e) => match classify("DescribeScheduledAudit", e) {
+                PortError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+}
+
 fn check_config(enabled: bool, config: &BTreeMap<String, String>) -> AuditCheckConfiguration {
     let mut b = AuditCheckConfiguration::builder().enabled(enabled);
     for (k, v) in config {
@@ -268,36 +294,19 @@ impl AuditSetupApi for IotAuditSetup {
             }
         }
         let mut pages = self.client.list_scheduled_audits().max_results(250).into_paginator().send();
-        let mut names = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("ListScheduledAudits", e))?;
             for a in page.scheduled_audits() {
                 if let (Some(n), Some(arn)) = (a.scheduled_audit_name(), a.scheduled_audit_arn()) {
-                    names.push(n.to_owned());
                     actual.audit_arns.insert(n.to_owned(), arn.to_owned());
                 }
             }
         }
-        for name in names {
-            let d = match self.client.describe_scheduled_audit().scheduled_audit_name(&name).send().await {
-                Ok(d) => d,
-                Err(e) => match classify("DescribeScheduledAudit", e) {
-                    PortError::NotFound(_) => continue, // deleted meanwhile
-                    other => return Err(other),
-                },
-            };
-            let mut targets: Vec<String> = d.target_check_names().to_vec();
-            targets.sort();
-            targets.dedup();
-            actual.audits.insert(
-                name,
-                AuditDef {
-                    frequency: d.frequency().map(|f| f.as_str().to_owned()).unwrap_or_default(),
-                    day_of_week: d.day_of_week().map(|x| x.as_str().to_owned()),
-                    day_of_month: d.day_of_month().map(str::to_owned),
-                    targets,
-                },
-            );
+        for name in actual.audit_arns.keys() {
+            // None: deleted meanwhile.
+            if let Some(def) = self.describe_audit(name).await? {
+                actual.audits.insert(name.clone(), def);
+            }
         }
         Ok(actual)
     }
@@ -351,7 +360,7 @@ impl AuditSetupApi for IotAuditSetup {
                             return Err(classify("CreateScheduledAudit", e));
                         }
                         // A retry after a lost response: fine if it is the same audit.
-                        let same = self.read().await?.audits.get(name) == Some(def);
+                        let same = self.describe_audit(name).await?.as_ref() == Some(def);
                         if same {
                             Ok(StepResult::Done)
                         } else {
