@@ -45,12 +45,3 @@ pub fn build(clients: Clients, config: config::Config, region: String) -> AwsIng
     };
     ingest::Ingestor::new(ports, config, region)
 }
-
-/// The SDK configuration the function uses: adaptive retries (client-side rate adaptation on
-/// throttling) with `max_attempts` attempts.
-pub async fn sdk_config(max_attempts: u32) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(max_attempts))
-        .load()
-        .await
-}

@@ -1,7 +1,8 @@
 #![recursion_limit = "256"]
 //! Lambda entry point: builds the clients once, then serves invocations.
 
-use audit_notification::{build, config::Config, handler, sdk_config, Clients};
+use audit_notification::{build, config::Config, handler, Clients};
+use audit_shared::aws::lambda::{init_logging, sdk_config};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
@@ -9,16 +10,7 @@ use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")),
-        )
-        .without_time()
-        .init();
+    init_logging("info,aws_config=warn,aws_smithy_runtime=warn");
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     let sdk = sdk_config(config.max_attempts).await;
     let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());

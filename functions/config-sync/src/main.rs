@@ -3,6 +3,7 @@
 
 use audit_shared::aws::dynamodb::DynamoSetupStore;
 use audit_shared::aws::iot::IotAuditSetup;
+use audit_shared::aws::lambda::{init_logging, required_env, sdk_config};
 use audit_shared::aws::sns::SnsDigestPublisher;
 use config_sync::{SyncConfig, Syncer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -10,29 +11,12 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-fn required(name: &str) -> Result<String, Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("environment variable {name} is required").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .without_time()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging("info");
     let config = SyncConfig::from_lookup(|k| std::env::var(k).ok())?;
-    let (table, topic) = (required("TABLE_NAME")?, required("DIGEST_TOPIC_ARN")?);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8))
-        .load()
-        .await;
+    let (table, topic) = (required_env("TABLE_NAME")?, required_env("DIGEST_TOPIC_ARN")?);
+    let sdk = sdk_config(8).await;
     let syncer = Arc::new(Syncer {
         api: IotAuditSetup::new(aws_sdk_iot::Client::new(&sdk)),
         store: DynamoSetupStore::new(aws_sdk_dynamodb::Client::new(&sdk), table, 400),

@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod iot;
+pub mod lambda;
 pub mod sns;
 pub mod sqs;
 
