@@ -89,6 +89,18 @@ impl Env {
         serde_json::from_str(&new[0].2).unwrap()
     }
 
+    /// A daily scheduled audit of `check` created outside the stack.
+    async fn create_foreign_audit(&self, name: &str, check: &str) {
+        self.iot
+            .create_scheduled_audit()
+            .scheduled_audit_name(name)
+            .frequency(AuditFrequency::Daily)
+            .target_check_names(check)
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn audits(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .iot
@@ -171,14 +183,7 @@ async fn create_update_delete_lifecycle() {
     assert_eq!(config.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/audit"));
 
     // A foreign audit (not ours) targets B.
-    env.iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("theirs")
-        .frequency(AuditFrequency::Daily)
-        .target_check_names(B)
-        .send()
-        .await
-        .unwrap();
+    env.create_foreign_audit("theirs", B).await;
     // Update: drop B from the template (still targeted by "theirs": stays enabled), add C,
     // replace "daily" with a weekly audit.
     let p2 = props(
@@ -206,14 +211,7 @@ async fn create_update_delete_lifecycle() {
     assert_eq!(d.day_of_month.as_deref(), Some("LAST"));
 
     // Delete (default policy): our audits go, the checks stay.
-    env.iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("theirs")
-        .frequency(AuditFrequency::Daily)
-        .target_check_names(A)
-        .send()
-        .await
-        .unwrap();
+    env.create_foreign_audit("theirs", A).await;
     let r = env.send("Delete", "req-4", p3).await;
     assert_eq!(r["Status"], "SUCCESS", "{r}");
     assert_eq!(env.audits().await, ["theirs"], "never deletes an audit it does not own");
@@ -246,14 +244,7 @@ async fn foreign_name_and_invalid_properties_fail_with_a_reason() {
         .send()
         .await
         .unwrap();
-    env.iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("daily")
-        .frequency(AuditFrequency::Daily)
-        .target_check_names(A)
-        .send()
-        .await
-        .unwrap();
+    env.create_foreign_audit("daily", A).await;
     let r = env
         .send(
             "Create",
