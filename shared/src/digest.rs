@@ -127,6 +127,20 @@ pub struct Digest {
     /// The first [`MAX_LISTED`] resolved findings, most severe first.
     pub resolved: Vec<DigestFinding>,
     pub console_url: String,
+    /// What became of the chat digest, when a chat topic is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatDelivery>,
+}
+
+/// The chat digest's fate: published next to the mail digest, never retried on its own (a
+/// retry could not know whether the first attempt reached SNS: at most once, like the mail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChatDelivery {
+    /// Published; the SNS message id.
+    Sent(String),
+    /// Publishing failed; why.
+    Failed(String),
 }
 
 fn audit_label(s: &TaskSummary) -> String {
@@ -207,6 +221,7 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
             "https://{region}.console.aws.amazon.com/iot/home?region={region}#/dd/audit/results/{}",
             current.outline.task_id
         ),
+        chat: None,
     };
     d.subject = subject(&d);
     d
@@ -413,13 +428,14 @@ pub fn message_attributes(d: &Digest) -> Vec<(String, &'static str, String)> {
     out
 }
 
+/// Summaries and findings for the digest's tests and the chat digest's.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
     use crate::summary::{CheckOutcome, TaskOutline};
     use crate::vocabulary::TaskType;
 
-    fn summary(id: &str, expiring: i64, failed: bool) -> TaskSummary {
+    pub(crate) fn summary(id: &str, expiring: i64, failed: bool) -> TaskSummary {
         let mut checks = vec![CheckOutcome {
             check_name: "DEVICE_CERTIFICATE_SHARED_CHECK".into(),
             run_status: if expiring > 0 {
@@ -453,7 +469,7 @@ mod tests {
         TaskSummary::new(outline, 0)
     }
 
-    fn finding(i: usize) -> DigestFinding {
+    pub(crate) fn finding(i: usize) -> DigestFinding {
         DigestFinding {
             severity: Severity::Critical,
             check_name: "DEVICE_CERTIFICATE_SHARED_CHECK".into(),
@@ -462,12 +478,18 @@ mod tests {
         }
     }
 
-    fn changes(new: &[usize], resolved: &[usize], persisting: u64) -> Changes {
+    pub(crate) fn changes(new: &[usize], resolved: &[usize], persisting: u64) -> Changes {
         let mut c = Changes { persisting, ..Changes::default() };
         new.iter().for_each(|i| c.add_new(finding(*i)));
         resolved.iter().for_each(|i| c.add_resolved(finding(*i)));
         c
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     #[test]
     fn changes_keep_the_most_severe_and_exact_counts() {

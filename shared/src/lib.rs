@@ -4,18 +4,22 @@
 //! vocabulary ([`vocabulary`], [`checks`]), the SNS audit notification ([`notification`]),
 //! what the function is asked to do ([`work`]), task summaries and ingest progress
 //! ([`summary`]), findings ([`finding`]), the digest ([`digest`]) and the scheduled-audit day
-//! rules ([`schedule`]) as plain types and pure functions. [`ports`] names what the Lambdas need
+//! rules ([`schedule`]) as plain types and pure functions; [`settings`] reads each function's
+//! environment the same way. [`ports`] names what the Lambdas need
 //! from AWS as traits over those types; the real adapters are in `aws` (feature `aws`), the
 //! only module that touches the SDK.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod chat_digest;
 pub mod checks;
 pub mod digest;
+pub mod drift_report;
 pub mod finding;
 pub mod notification;
 pub mod ports;
 pub mod schedule;
+pub mod settings;
 pub mod setup;
 pub mod summary;
 pub mod vocabulary;

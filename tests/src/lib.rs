@@ -379,3 +379,15 @@ impl Recorder {
         self.seen.lock().unwrap().clone()
     }
 }
+
+/// config-sync's configuration as its environment in the template would give it.
+pub fn sync_config(table: &str, digest_topic: &str, drift_auto_repair: bool) -> config_sync::Config {
+    let repair = if drift_auto_repair { "true" } else { "false" };
+    let env = audit_shared::settings::from_pairs(&[
+        ("TABLE_NAME", table),
+        ("DIGEST_TOPIC_ARN", digest_topic),
+        ("RETENTION_DAYS", "400"),
+        ("DRIFT_AUTO_REPAIR", repair),
+    ]);
+    config_sync::Config::from_lookup(|k| env.optional(k)).expect("a valid config-sync environment")
+}

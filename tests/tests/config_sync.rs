@@ -6,10 +6,11 @@ use audit_shared::aws::dynamodb::DynamoSetupStore;
 use audit_shared::aws::iot::IotAuditSetup;
 use audit_shared::aws::sns::SnsDigestPublisher;
 use aws_sdk_iot::types::AuditFrequency;
-use config_sync::{SyncConfig, Syncer};
+use config_sync::{handler, Responder, Syncer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use system_tests::sync_config;
 use system_tests::{admin, clients, unique, Recorder};
 
 type RealSyncer = Syncer<IotAuditSetup, DynamoSetupStore, SnsDigestPublisher>;
@@ -19,6 +20,7 @@ struct Env {
     url: String,
     iot: aws_sdk_iot::Client,
     syncer: Arc<RealSyncer>,
+    responder: Responder,
     cfn: Recorder,
     stack: String,
     digest_topic: String,
@@ -38,16 +40,16 @@ impl Env {
         let digest_topic = c.sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
         let syncer = Arc::new(Syncer {
             api: IotAuditSetup::new(c.iot.clone()),
-            store: DynamoSetupStore::new(c.dynamodb.clone(), table, 400),
+            store: DynamoSetupStore::new(c.dynamodb.clone(), table.clone(), 400),
             publisher: SnsDigestPublisher::new(c.sns.clone(), digest_topic.clone()),
-            config: SyncConfig { drift_auto_repair: repair, max_audits: 5 },
-            http: config_sync::response_client(),
+            config: sync_config(&table, &digest_topic, repair),
         });
         Env {
             _emu: emu,
             url,
             iot: c.iot,
             syncer,
+            responder: Responder::new(4),
             cfn: Recorder::start().await,
             stack: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{}/0000", unique("stack")),
             digest_topic,
@@ -68,8 +70,9 @@ impl Env {
         if request_type != "Create" {
             e["PhysicalResourceId"] = json!("stack-AuditConfiguration-audit-configuration");
         }
-        if let Some(o) = old {
-            e["OldResourceProperties"] = o;
+        // CloudFormation always sends the previous properties with an Update.
+        if request_type == "Update" {
+            e["OldResourceProperties"] = old.unwrap_or_else(|| json!({}));
         }
         e
     }
@@ -77,11 +80,13 @@ impl Env {
     /// Sends a request and returns the one CloudFormation response it produced.
     async fn send(&self, request_type: &str, request_id: &str, props: Value) -> Value {
         let before = self.cfn.requests().len();
-        let _ = self
-            .syncer
-            .clone()
-            .handle(self.event(request_type, request_id, props, None), Duration::from_secs(60))
-            .await;
+        let _ = handler::handle(
+            self.syncer.clone(),
+            &self.responder,
+            self.event(request_type, request_id, props, None),
+            Duration::from_secs(60),
+        )
+        .await;
         let all = self.cfn.requests();
         let new: Vec<_> = all[before..].iter().filter(|(_, p, _)| p.ends_with(request_id)).collect();
         assert_eq!(new.len(), 1, "exactly one CloudFormation response for {request_id}");
@@ -287,6 +292,29 @@ async fn foreign_name_and_invalid_properties_fail_with_a_reason() {
 }
 
 #[tokio::test]
+async fn an_unreadable_request_is_still_answered_failed_once() {
+    let env = Env::new(false, 3).await;
+    // An Update without PhysicalResourceId is not a CloudFormation request AWS would send: the
+    // typed request refuses it, and CloudFormation still gets one FAILED answer naming the field.
+    let mut e = env.event("Update", "broken-1", props(&[A], json!([]), json!({})), None);
+    e.as_object_mut().unwrap().remove("PhysicalResourceId");
+    let before = env.cfn.requests().len();
+    let out = handler::handle(env.syncer.clone(), &env.responder, e, Duration::from_secs(60)).await.unwrap();
+    let sent = env.cfn.requests()[before..].to_vec();
+    assert_eq!(sent.len(), 1, "one answer");
+    let r: Value = serde_json::from_str(&sent[0].2).unwrap();
+    assert_eq!(r, out);
+    assert_eq!(r["Status"], "FAILED");
+    assert!(r["Reason"].as_str().unwrap().contains("PhysicalResourceId"), "{r}");
+    assert_eq!(env.audits().await, Vec::<String>::new(), "nothing applied");
+    // Without a ResponseURL nothing can be answered: the invocation fails (and is parked by the
+    // on-failure destination) instead.
+    let mut e = env.event("Create", "broken-2", props(&[A], json!([]), json!({})), None);
+    e.as_object_mut().unwrap().remove("ResponseURL");
+    assert!(handler::handle(env.syncer.clone(), &env.responder, e, Duration::from_secs(60)).await.is_err());
+}
+
+#[tokio::test]
 async fn api_faults_still_get_exactly_one_answer() {
     // Throttling and 5xx the SDK's retries absorb: SUCCESS.
     let env = Env::new(false, 8).await;
@@ -310,12 +338,14 @@ async fn drift_is_reported_and_repaired() {
     let env = Env::new(true, 3).await;
     let p = props(&[A, B], json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A] }]), json!({}));
     assert_eq!(env.send("Create", "c", p).await["Status"], "SUCCESS");
-    let out = env
-        .syncer
-        .clone()
-        .handle(json!({ "driftCheck": { "stackId": env.stack } }), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let out = handler::handle(
+        env.syncer.clone(),
+        &env.responder,
+        json!({ "driftCheck": { "stackId": env.stack } }),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["drift"], json!([]));
     // Someone disables B and deletes the audit in the console.
     env.iot.delete_scheduled_audit().scheduled_audit_name("daily").send().await.unwrap();
@@ -325,12 +355,14 @@ async fn drift_is_reported_and_repaired() {
         .send()
         .await
         .unwrap();
-    let out = env
-        .syncer
-        .clone()
-        .handle(json!({ "driftCheck": { "stackId": env.stack } }), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let out = handler::handle(
+        env.syncer.clone(),
+        &env.responder,
+        json!({ "driftCheck": { "stackId": env.stack } }),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let found: Vec<String> = serde_json::from_value(out["drift"].clone()).unwrap();
     assert!(found.iter().any(|f| f.contains(B)), "{found:?}");
     assert!(found.iter().any(|f| f.contains("'daily' is missing")), "{found:?}");
@@ -341,15 +373,14 @@ async fn drift_is_reported_and_repaired() {
     let subject = outbox["messages"][0]["subject"].as_str().unwrap().to_owned();
     assert!(subject.starts_with("Audit setup drift: 2 differences"), "{subject}");
     // Dry run: the plan, nothing applied.
-    let dry = env
-        .syncer
-        .clone()
-        .handle(
-            json!({ "dryRun": props(&[A, B, C], json!([]), json!({})), "stackId": env.stack }),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    let dry = handler::handle(
+        env.syncer.clone(),
+        &env.responder,
+        json!({ "dryRun": props(&[A, B, C], json!([]), json!({})), "stackId": env.stack }),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert_eq!(dry["plan"]["steps"][0]["step"], "configure");
     assert!(dry["plan"]["steps"].as_array().unwrap().iter().any(|s| s["step"] == "deleteAudit"));
     assert_eq!(env.enabled().await, [A, B], "a dry run changes nothing");

@@ -21,6 +21,7 @@ fn local_stack_demo_reaches_the_second_digest() {
         .env("DYNAMODB_PORT", free_port().to_string())
         .env("INVOKE_PORT", free_port().to_string())
         .env("FLEET_DEVICES", "2000")
+        .env("FUNCTION_LOG", "info")
         .output()
         .expect("local-stack runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -31,4 +32,15 @@ fn local_stack_demo_reaches_the_second_digest() {
     assert!(stdout.contains("Compared with the previous run"), "the second digest compares: {stdout}");
     assert!(stdout.contains("Resolved findings ("), "the fleet drifted: {stdout}");
     assert_eq!(stdout.matches("stored: TASK#").count(), 2);
+    assert!(stdout.contains("--- Chat digest"), "the chat topic got a digest: {stdout}");
+    assert!(stdout.contains("\"source\": \"custom\"") && stdout.contains("\"textType\": \"client-markdown\""));
+    // The functions' own log lines, prefixed with their name, still JSON.
+    let logged = stdout
+        .lines()
+        .filter_map(|l| l.split_once(" | "))
+        .filter(|(name, line)| name.trim() == "audit-notification" && line.contains("digest sent"))
+        .map(|(_, line)| serde_json::from_str::<serde_json::Value>(line).expect("a JSON log line"))
+        .collect::<Vec<_>>();
+    assert_eq!(logged.len(), 2, "each digest is logged by audit-notification: {stdout}");
+    assert!(logged.iter().all(|l| l["level"] == "INFO"), "{logged:?}");
 }

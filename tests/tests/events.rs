@@ -77,9 +77,9 @@ async fn every_sample_event_runs_through_its_handler() {
         api: IotAuditSetup::new(c.iot.clone()),
         store: DynamoSetupStore::new(c.dynamodb.clone(), l.table.clone(), 400),
         publisher: SnsDigestPublisher::new(c.sns.clone(), l.digest.clone()),
-        config: config_sync::SyncConfig { drift_auto_repair: false, max_audits: 5 },
-        http: config_sync::response_client(),
+        config: system_tests::sync_config(&l.table, &l.digest, false),
     });
+    let responder = config_sync::Responder::new(4);
     let mut ran = 0;
     for (name, mut event) in events() {
         if name.starts_with("audit-notification.") {
@@ -99,8 +99,9 @@ async fn every_sample_event_runs_through_its_handler() {
                 let id = event["RequestId"].as_str().unwrap().to_owned();
                 event["ResponseURL"] = json!(format!("{}/cfn/{id}", cfn.url));
             }
-            let out =
-                syncer.clone().handle(event, Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = config_sync::handler::handle(syncer.clone(), &responder, event, Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             if is_cfn {
                 assert_eq!(out["Status"], "SUCCESS", "{name}: {out}");
             }

@@ -31,6 +31,7 @@ struct Stack {
     sqs: aws_sdk_sqs::Client,
     table: String,
     digest_topic: String,
+    chat_topic: String,
     queue_url: String,
 }
 
@@ -48,11 +49,13 @@ impl Stack {
         let table = unique("audit");
         audit_shared::aws::dynamodb::create_table(&ddb, &table).await.expect("table created");
         let digest_topic = sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
+        let chat_topic = sns.create_topic().name("chat").send().await.unwrap().topic_arn.unwrap();
         sns.create_topic().name("audit").send().await.unwrap();
         let queue_url = sqs.create_queue().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
         let mut vars = vec![
             ("TABLE_NAME", table.as_str()),
             ("DIGEST_TOPIC_ARN", digest_topic.as_str()),
+            ("CHAT_TOPIC_ARN", chat_topic.as_str()),
             ("CONTINUATION_QUEUE_URL", queue_url.as_str()),
             ("FINDINGS_RATE_LIMIT", "500"),
             ("DEADLINE_MARGIN_MS", "0"),
@@ -62,7 +65,7 @@ impl Stack {
         let config =
             Config::from_lookup(|k| vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
         let ingestor = audit_notification::build(c, config, "us-east-1".into());
-        Stack { _emu: emu, url, ingestor, clients: kept, iot, ddb, sqs, table, digest_topic, queue_url }
+        Stack { _emu: emu, url, ingestor, clients: kept, iot, ddb, sqs, table, digest_topic, chat_topic, queue_url }
     }
 
     async fn configure(&self, checks: &[&str]) {
@@ -222,9 +225,26 @@ impl Stack {
     }
 
     async fn digests(&self) -> Vec<Value> {
-        let o =
-            admin(&self.url, "GET", &format!("/_emulator/outbox?topicArn={}", self.digest_topic), Value::Null).await;
+        self.published(&self.digest_topic).await
+    }
+
+    async fn published(&self, topic: &str) -> Vec<Value> {
+        let o = admin(&self.url, "GET", &format!("/_emulator/outbox?topicArn={topic}"), Value::Null).await;
         o["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The stored digest item of a task.
+    async fn stored_digest(&self, task_id: &str) -> Value {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("TASK#{task_id}")))
+            .key("sk", AttributeValue::S("DIGEST".into()))
+            .send()
+            .await
+            .unwrap();
+        serde_dynamo::from_item(out.item.expect("digest stored")).unwrap()
     }
 
     /// Stored findings equal the emulator's, exactly, with no duplicate item.
@@ -266,6 +286,42 @@ async fn ingest_is_exact_and_duplicates_send_one_digest() {
     assert!(digests[0]["subject"].as_str().unwrap().chars().count() <= 100);
     assert!(digests[0]["message"].as_str().unwrap().contains("New findings"));
     assert_eq!(digests[0]["messageAttributes"]["audit"]["StringValue"], "on-demand audit");
+    // The chat digest: once, in AWS Chatbot's custom notification schema, recorded with the digest.
+    let chats = stack.published(&stack.chat_topic).await;
+    assert_eq!(chats.len(), 1, "one chat digest");
+    let chat: Value = serde_json::from_str(chats[0]["message"].as_str().unwrap()).unwrap();
+    assert_eq!((chat["version"].as_str(), chat["source"].as_str()), (Some("1.0"), Some("custom")));
+    assert_eq!(chat["content"]["title"], digests[0]["subject"]);
+    assert_eq!(chat["metadata"]["relatedResources"][0], task.as_str());
+    assert_eq!(stack.stored_digest(&task).await["chat"]["sent"], chats[0]["messageId"]);
+}
+
+#[tokio::test]
+async fn a_failed_chat_digest_is_recorded_and_never_costs_the_mail_a_duplicate() {
+    let gone = "arn:aws:sns:us-east-1:123456789012:no-such-chat-topic";
+    let stack = Stack::new(&[], &[("CHAT_TOPIC_ARN", gone)]).await;
+    stack.configure(&CHECKS).await;
+    let task = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&task).await;
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    assert_eq!(stack.digests().await.len(), 1, "the mail digest, once");
+    assert_eq!(stack.summary(&task).await.digest, DigestState::Sent);
+    let failed = stack.stored_digest(&task).await["chat"]["failed"].as_str().unwrap_or_default().to_owned();
+    assert!(failed.contains("Publish"), "the chat failure is recorded: {failed}");
+}
+
+#[tokio::test]
+async fn a_failed_sns_batch_counts_and_names_every_failed_task() {
+    // A table that does not exist: every record fails after the SDK's retries.
+    let stack = Stack::new(&[], &[("TABLE_NAME", "no-such-table")]).await;
+    stack.configure(&CHECKS).await;
+    let a = stack.run_on_demand(&CHECKS[..1]).await;
+    let b = stack.run_on_demand(&CHECKS[1..2]).await;
+    let messages = [stack.notification(&a).await, stack.notification(&b).await];
+    let err = stack.deliver(&messages).await.unwrap_err();
+    assert!(err.starts_with("2 of 2 records failed"), "{err}");
+    assert!(err.contains(&format!("(tasks {a}, {b})")), "{err}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Configuration, from environment variables only (the template sets them).
 
+use audit_shared::settings::Settings;
 use std::time::Duration;
 
 /// What the function reads from its environment.
@@ -9,6 +10,9 @@ pub struct Config {
     pub table_name: String,
     /// `DIGEST_TOPIC_ARN` (required): where digests go.
     pub digest_topic_arn: String,
+    /// `CHAT_TOPIC_ARN` (optional): where the chat digest goes (AWS Chatbot's custom
+    /// notification schema); none when unset.
+    pub chat_topic_arn: Option<String>,
     /// `CONTINUATION_QUEUE_URL` (required): the SQS queue this function also consumes.
     pub continuation_queue_url: String,
     /// `RETENTION_DAYS` (default 400): TTL of every item.
@@ -30,63 +34,37 @@ pub struct Config {
     pub max_attempts: u32,
 }
 
-/// A missing or unreadable variable, named.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name}={value:?} is invalid: {why}")]
-    Invalid { name: &'static str, value: String, why: String },
-}
+pub use audit_shared::settings::ConfigError;
 
 impl Config {
     /// Reads the configuration through `get` (the process environment in `main`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let required =
-            |name: &'static str| get(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
-        fn parse<T: std::str::FromStr>(name: &'static str, raw: Option<String>, default: T) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            match raw.filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => {
-                    v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, value: v, why: e.to_string() })
-                }
-            }
-        }
-        let rate: f64 = parse("FINDINGS_RATE_LIMIT", get("FINDINGS_RATE_LIMIT"), 10.0)?;
+        let env = Settings::new(get);
+        let rate: f64 = env.parsed("FINDINGS_RATE_LIMIT", 10.0)?;
         if !(rate > 0.0 && rate.is_finite()) {
             return Err(ConfigError::Invalid {
                 name: "FINDINGS_RATE_LIMIT",
-                value: rate.to_string(),
+                value: env.optional("FINDINGS_RATE_LIMIT").unwrap_or_default(),
                 why: "must be a positive number of requests per second".into(),
             });
         }
-        let concurrency: usize = parse("READ_CONCURRENCY", get("READ_CONCURRENCY"), 4)?;
-        if concurrency == 0 {
-            return Err(ConfigError::Invalid {
-                name: "READ_CONCURRENCY",
-                value: "0".into(),
-                why: "must be at least 1".into(),
-            });
-        }
-        let max_slice: Option<u64> = match get("MAX_SLICE_MS").filter(|v| !v.trim().is_empty()) {
+        let max_slice = match env.optional("MAX_SLICE_MS") {
             None => None,
-            Some(v) => Some(parse("MAX_SLICE_MS", Some(v), 0)?),
+            Some(_) => Some(Duration::from_millis(env.parsed("MAX_SLICE_MS", 0)?)),
         };
         Ok(Config {
-            table_name: required("TABLE_NAME")?,
-            digest_topic_arn: required("DIGEST_TOPIC_ARN")?,
-            continuation_queue_url: required("CONTINUATION_QUEUE_URL")?,
-            retention_days: parse("RETENTION_DAYS", get("RETENTION_DAYS"), 400)?,
+            table_name: env.required("TABLE_NAME")?,
+            digest_topic_arn: env.required("DIGEST_TOPIC_ARN")?,
+            chat_topic_arn: env.optional("CHAT_TOPIC_ARN"),
+            continuation_queue_url: env.required("CONTINUATION_QUEUE_URL")?,
+            retention_days: env.in_range("RETENTION_DAYS", 400, 1..=3650)?,
             findings_rate_limit: rate,
-            read_concurrency: concurrency,
-            on_demand_digest: parse("ON_DEMAND_DIGEST", get("ON_DEMAND_DIGEST"), true)?,
-            deadline_margin: Duration::from_millis(parse("DEADLINE_MARGIN_MS", get("DEADLINE_MARGIN_MS"), 30_000)?),
-            max_slice: max_slice.map(Duration::from_millis),
-            lease: Duration::from_millis(parse("LEASE_MS", get("LEASE_MS"), 120_000)?),
-            max_attempts: parse("AWS_MAX_ATTEMPTS", get("AWS_MAX_ATTEMPTS"), 10)?,
+            read_concurrency: env.in_range("READ_CONCURRENCY", 4, 1..=17)?,
+            on_demand_digest: env.flag("ON_DEMAND_DIGEST", true)?,
+            deadline_margin: Duration::from_millis(env.parsed("DEADLINE_MARGIN_MS", 30_000)?),
+            max_slice,
+            lease: Duration::from_millis(env.in_range("LEASE_MS", 120_000, 1_000..=900_000)?),
+            max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 10, 1..=20)?,
         })
     }
 }
@@ -107,20 +85,62 @@ mod tests {
         ("CONTINUATION_QUEUE_URL", "http://q"),
     ];
 
+    fn with(extra: (&str, &str)) -> Result<Config, ConfigError> {
+        let mut v = BASE.to_vec();
+        v.push(extra);
+        Config::from_lookup(env(&v))
+    }
+
     #[test]
-    fn defaults_and_errors_name_the_variable() {
+    fn defaults() {
         let c = Config::from_lookup(env(&BASE)).unwrap();
         assert_eq!((c.retention_days, c.findings_rate_limit, c.on_demand_digest), (400, 10.0, true));
-        let e = Config::from_lookup(env(&BASE[..2])).unwrap_err();
-        assert!(e.to_string().contains("CONTINUATION_QUEUE_URL"));
-        let mut bad = BASE.to_vec();
-        bad.push(("RETENTION_DAYS", "forever"));
-        assert!(Config::from_lookup(env(&bad)).unwrap_err().to_string().contains("RETENTION_DAYS"));
-        let mut bad = BASE.to_vec();
-        bad.push(("FINDINGS_RATE_LIMIT", "0"));
-        assert!(Config::from_lookup(env(&bad)).is_err());
-        let mut off = BASE.to_vec();
-        off.push(("ON_DEMAND_DIGEST", "false"));
-        assert!(!Config::from_lookup(env(&off)).unwrap().on_demand_digest);
+        assert_eq!((c.read_concurrency, c.max_attempts, c.chat_topic_arn.as_deref()), (4, 10, None));
+        assert_eq!(
+            (c.deadline_margin, c.lease, c.max_slice),
+            (Duration::from_secs(30), Duration::from_secs(120), None)
+        );
+    }
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for i in 0..BASE.len() {
+            let mut v = BASE.to_vec();
+            let (name, _) = v.remove(i);
+            let e = Config::from_lookup(env(&v)).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_variable_is_read_and_a_bad_value_is_named() {
+        let set = |k, v| with((k, v)).unwrap();
+        assert_eq!(set("RETENTION_DAYS", "30").retention_days, 30);
+        assert_eq!(set("FINDINGS_RATE_LIMIT", "2.5").findings_rate_limit, 2.5);
+        assert_eq!(set("READ_CONCURRENCY", "2").read_concurrency, 2);
+        assert!(!set("ON_DEMAND_DIGEST", "false").on_demand_digest);
+        assert_eq!(set("DEADLINE_MARGIN_MS", "5000").deadline_margin, Duration::from_secs(5));
+        assert_eq!(set("MAX_SLICE_MS", "700").max_slice, Some(Duration::from_millis(700)));
+        assert_eq!(set("LEASE_MS", "60000").lease, Duration::from_secs(60));
+        assert_eq!(set("AWS_MAX_ATTEMPTS", "3").max_attempts, 3);
+        assert_eq!(
+            set("CHAT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:c").chat_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:1:c")
+        );
+        for (name, bad) in [
+            ("RETENTION_DAYS", "forever"),
+            ("RETENTION_DAYS", "0"),
+            ("FINDINGS_RATE_LIMIT", "0"),
+            ("FINDINGS_RATE_LIMIT", "fast"),
+            ("READ_CONCURRENCY", "0"),
+            ("ON_DEMAND_DIGEST", "yes"),
+            ("DEADLINE_MARGIN_MS", "-1"),
+            ("MAX_SLICE_MS", "soon"),
+            ("LEASE_MS", "10"),
+            ("AWS_MAX_ATTEMPTS", "0"),
+        ] {
+            let e = with((name, bad)).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(bad), "{name}={bad}: {e}");
+        }
     }
 }

@@ -14,17 +14,23 @@ use crate::ingest::{Ingestor, Outcome};
 use audit_shared::ports::{AuditReader, ContinuationQueue, DigestPublisher, PortError, TaskStore};
 use audit_shared::work::{parse_continuation, parse_notification, Work};
 use aws_lambda_events::sns::SnsRecord;
-use aws_lambda_events::sqs::SqsMessage;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn, Instrument};
 
-/// Why the invocation failed (so that Lambda retries it).
+/// Why the invocation failed (so that Lambda retries it): how many records failed, the task
+/// of each, and the first error.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} records failed and will be retried: {first}")]
+#[error("{failed} of {total} records failed and will be retried (tasks {}): {first}", task_ids.join(", "))]
 pub struct RetryableFailure {
+    /// Records that failed.
     pub failed: usize,
+    /// Records in the event.
     pub total: usize,
+    /// The task id of every failed record, in record order.
+    pub task_ids: Vec<String>,
+    /// The first failure.
     pub first: PortError,
 }
 
@@ -71,17 +77,23 @@ where
                         }
                     },
                 };
+                let task_id = work.task_id().to_owned();
                 if let Err(e) = run(ingestor, work, deadline, request_id).await {
-                    failures.push(e);
+                    failures.push((task_id, e));
                 }
             }
-            match failures.into_iter().next() {
+            let failed = failures.len();
+            let mut failures = failures.into_iter();
+            match failures.next() {
                 None => Ok(json!({})),
-                Some(first) => Err(RetryableFailure { failed: 1, total, first }),
+                Some((task_id, first)) => {
+                    let task_ids = std::iter::once(task_id).chain(failures.map(|(t, _)| t)).collect();
+                    Err(RetryableFailure { failed, total, task_ids, first })
+                }
             }
         }
         "aws:sqs" => {
-            let mut failed = Vec::new();
+            let mut reply = SqsBatchResponse::default();
             for (i, record) in records.into_iter().enumerate() {
                 let msg = match serde_json::from_value::<SqsMessage>(record) {
                     Ok(m) => m,
@@ -99,10 +111,10 @@ where
                     }
                 };
                 if run(ingestor, work, deadline, request_id).await.is_err() {
-                    failed.push(json!({ "itemIdentifier": id }));
+                    reply.add_failure(id);
                 }
             }
-            Ok(json!({ "batchItemFailures": failed }))
+            Ok(serde_json::to_value(reply).unwrap_or_else(|_| json!({ "batchItemFailures": [] })))
         }
         other => {
             warn!(source = other, "dropped: the event is neither an SNS nor an SQS event");

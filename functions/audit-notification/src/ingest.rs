@@ -11,7 +11,8 @@
 
 use crate::config::Config;
 use crate::metrics::IngestMetrics;
-use audit_shared::digest::{self, Changes, DigestFinding};
+use audit_shared::chat_digest::render_chat;
+use audit_shared::digest::{self, Changes, ChatDelivery, DigestFinding};
 use audit_shared::finding::fnv1a;
 use audit_shared::ports::{
     AuditReader, Claim, ContinuationQueue, DigestPublisher, FindingsPage, PortError, StoredKey, TaskStore,
@@ -28,9 +29,15 @@ use tracing::{error, info, warn};
 
 /// The AWS side of the function.
 pub struct Ports<R, S, P, Q> {
+    /// Device Defender's audit API.
     pub reader: R,
+    /// The findings table.
     pub store: S,
+    /// The digest topic (mail).
     pub publisher: P,
+    /// The chat topic (AWS Chatbot custom notifications), when configured.
+    pub chat: Option<P>,
+    /// The continuation queue.
     pub queue: Q,
 }
 
@@ -290,9 +297,23 @@ where
                 return Err(e);
             }
         };
+        let mut d = d;
         let body = digest::render_text(&d, digest::MAX_BODY_BYTES);
-        match self.ports.publisher.publish(&d.subject, &body, &digest::message_attributes(&d)).await {
+        let attributes = digest::message_attributes(&d);
+        match self.ports.publisher.publish(&d.subject, &body, &attributes).await {
             Ok(id) => {
+                // The chat digest goes out only after the mail digest did, once per claim: a
+                // failure is recorded and logged, never retried (it may have reached SNS).
+                if let Some(chat) = &self.ports.chat {
+                    let delivery = match chat.publish(&d.subject, &render_chat(&d), &attributes).await {
+                        Ok(chat_id) => ChatDelivery::Sent(chat_id),
+                        Err(e) => {
+                            error!(task_id = %o.task_id, error = %e, "chat digest not published (the mail digest was)");
+                            ChatDelivery::Failed(e.to_string())
+                        }
+                    };
+                    d.chat = Some(delivery);
+                }
                 store.record_digest(o, Some(&d), DigestState::Sent, Some(&id)).await?;
                 info!(task_id = %o.task_id, subject = %d.subject, message_id = %id, new = d.new_count,
                     resolved = d.resolved_count, persisting = d.persisting_count, "digest sent");

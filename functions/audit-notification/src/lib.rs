@@ -40,7 +40,8 @@ pub fn build(clients: Clients, config: config::Config, region: String) -> AwsIng
     let ports = ingest::Ports {
         reader: IotAuditReader::new(clients.iot),
         store: DynamoTaskStore::new(clients.dynamodb, config.table_name.clone(), config.retention_days),
-        publisher: SnsDigestPublisher::new(clients.sns, config.digest_topic_arn.clone()),
+        publisher: SnsDigestPublisher::new(clients.sns.clone(), config.digest_topic_arn.clone()),
+        chat: config.chat_topic_arn.clone().map(|arn| SnsDigestPublisher::new(clients.sns, arn)),
         queue: SqsContinuationQueue::new(clients.sqs, config.continuation_queue_url.clone()),
     };
     ingest::Ingestor::new(ports, config, region)

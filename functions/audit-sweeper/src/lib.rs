@@ -2,22 +2,15 @@
 //! ended task that was never ingested (a lost notification) or whose ingest stalled, on the
 //! continuation queue that audit-notification consumes.
 
+pub mod config;
+
+pub use config::Config;
+
 use audit_shared::ports::{AuditReader, ContinuationQueue, PortError, TaskStore};
 use audit_shared::work::{needs_sweep, Continuation};
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::info;
-
-/// `SWEEP_WINDOW_HOURS` (default 72, at most 90 days): how far back to look.
-pub fn window_hours(get: impl Fn(&str) -> Option<String>) -> Result<i64, String> {
-    match get("SWEEP_WINDOW_HOURS").filter(|v| !v.trim().is_empty()) {
-        None => Ok(72),
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(h) if (1..=90 * 24).contains(&h) => Ok(h),
-            _ => Err(format!("SWEEP_WINDOW_HOURS={v:?} must be a whole number of hours from 1 to 2160 (90 days)")),
-        },
-    }
-}
 
 /// One sweep; returns what it queued.
 pub async fn sweep<R: AuditReader, S: TaskStore, Q: ContinuationQueue>(

@@ -3,8 +3,9 @@
 
 use audit_shared::aws::dynamodb::DynamoTaskStore;
 use audit_shared::aws::iot::IotAuditReader;
-use audit_shared::aws::lambda::{init_logging, required_env, sdk_config};
+use audit_shared::aws::lambda::{init_logging, sdk_config};
 use audit_shared::aws::sqs::SqsContinuationQueue;
+use audit_sweeper::Config;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
@@ -12,12 +13,17 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging("info");
-    let window = audit_sweeper::window_hours(|k| std::env::var(k).ok())?;
-    let (table, queue_url) = (required_env("TABLE_NAME")?, required_env("CONTINUATION_QUEUE_URL")?);
-    let sdk = sdk_config(10).await;
+    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    let sdk = sdk_config(config.max_attempts).await;
     let reader = Arc::new(IotAuditReader::new(aws_sdk_iot::Client::new(&sdk)));
-    let store = Arc::new(DynamoTaskStore::new(aws_sdk_dynamodb::Client::new(&sdk), table, 400));
-    let queue = Arc::new(SqsContinuationQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
+    let store = Arc::new(DynamoTaskStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.table_name.clone(),
+        config.retention_days,
+    ));
+    let queue =
+        Arc::new(SqsContinuationQueue::new(aws_sdk_sqs::Client::new(&sdk), config.continuation_queue_url.clone()));
+    let window = config.window_hours;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let (reader, store, queue) = (reader.clone(), store.clone(), queue.clone());
         async move { audit_sweeper::sweep(&*reader, &*store, &*queue, window).await.map_err(Error::from) }

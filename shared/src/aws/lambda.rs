@@ -1,4 +1,4 @@
-//! What every Lambda's `main` does before it serves: JSON logs, required settings, and the SDK
+//! What every Lambda's `main` does before it serves: JSON logs and the SDK
 //! configuration (endpoints from `AWS_ENDPOINT_URL_<SERVICE>`, adaptive retries).
 
 /// JSON logs on stdout, without timestamps (CloudWatch adds them), filtered by `RUST_LOG` or
@@ -12,11 +12,6 @@ pub fn init_logging(default_filter: &str) {
         .with_env_filter(EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter)))
         .without_time()
         .init();
-}
-
-/// An environment variable that must be set and not empty.
-pub fn required_env(name: &str) -> Result<String, String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("environment variable {name} is required"))
 }
 
 /// The SDK configuration: adaptive retries (client-side rate adaptation on throttling) with

@@ -44,15 +44,27 @@ impl Function {
     }
 }
 
-async fn spawn_function(name: &str, env: &[(&str, String)]) -> Function {
+/// Starts a function's bootstrap behind its own Runtime API. Its log lines (JSON, as in
+/// CloudWatch) are printed prefixed with its name, as `cargo lambda watch` shows them;
+/// `FUNCTION_LOG` sets the level (`log_level` when unset).
+async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str) -> Function {
+    use std::io::BufRead;
     let bin = system_tests::debug_bin(name);
     if !bin.exists() {
         fail(format!("{} is missing: run `cargo build --workspace --bins` (make demo does)", bin.display()));
     }
     let api = RuntimeApi::start().await;
     let mut env = env.to_vec();
-    env.push(("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "warn".into())));
-    let child = system_tests::spawn_bootstrap(&bin, api.addr, &env);
+    env.push(("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| log_level.into())));
+    let mut child = system_tests::spawn_bootstrap_with(&bin, api.addr, &env, std::process::Stdio::piped());
+    if let Some(out) = child.stdout.take() {
+        let prefix = name.to_owned();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                println!("{prefix:>18} | {line}");
+            }
+        });
+    }
     Function { api, child: std::sync::Mutex::new(child) }
 }
 
@@ -145,6 +157,8 @@ async fn main() {
     audit_shared::aws::dynamodb::create_table(&c_ddb, TABLE).await.unwrap_or_else(|e| fail(e));
     let audit_topic = c.sns.create_topic().name("dd-audit-notifications").send().await.unwrap().topic_arn.unwrap();
     let digest_topic = c.sns.create_topic().name("dd-audit-digest").send().await.unwrap().topic_arn.unwrap();
+    // The template's optional chat topic (ChatDigest=true), where AWS Chatbot would subscribe.
+    let chat_topic = c.sns.create_topic().name("dd-audit-chat").send().await.unwrap().topic_arn.unwrap();
     let queue = c.sqs.get_queue_url().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
     c.sns
         .subscribe()
@@ -161,6 +175,7 @@ async fn main() {
         ("AWS_ENDPOINT_URL_DYNAMODB", ddb.clone()),
         ("TABLE_NAME", TABLE.to_owned()),
         ("DIGEST_TOPIC_ARN", digest_topic.clone()),
+        ("CHAT_TOPIC_ARN", chat_topic.clone()),
         ("CONTINUATION_QUEUE_URL", queue.clone()),
         ("RETENTION_DAYS", "400".into()),
         ("FINDINGS_RATE_LIMIT", "10".into()),
@@ -168,7 +183,8 @@ async fn main() {
     ];
     let mut functions = HashMap::new();
     for name in ["audit-notification", "config-sync", "audit-sweeper"] {
-        functions.insert(name.to_owned(), spawn_function(name, &common).await);
+        let level = if mode == "up" { "info" } else { "warn" };
+        functions.insert(name.to_owned(), spawn_function(name, &common, level).await);
     }
     let functions = Arc::new(functions);
     let gateway = invoke_gateway(invoke_port, functions.clone()).await;
@@ -182,7 +198,8 @@ async fn main() {
         println!("  aws --endpoint-url {url} iot describe-account-audit-configuration");
         println!("  aws --endpoint-url {ddb} dynamodb scan --table-name {TABLE} --select COUNT");
         println!("  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {invoke_port} config-sync --data-file events/config-sync.dry-run.json");
-        println!("  curl -s {url}/_emulator/outbox   # digests and notifications");
+        println!("  curl -s {url}/_emulator/outbox   # digests, chat digests and notifications");
+        println!("The functions' log lines appear below, prefixed with their name (FUNCTION_LOG=debug for more).");
         println!("Ctrl-C stops everything.");
         let _ = tokio::signal::ctrl_c().await;
         println!("Stopping.");
@@ -236,6 +253,15 @@ async fn main() {
     step(4, "The digests (from the emulator's SNS outbox) and what is stored");
     for d in outbox(&url, &digest_topic).await {
         println!("\n--- Subject: {}\n{}", d["subject"].as_str().unwrap_or(""), d["message"].as_str().unwrap_or(""));
+    }
+    if let Some(chat) = outbox(&url, &chat_topic).await.last() {
+        let message: Value = serde_json::from_str(chat["message"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        println!(
+            "\n--- Chat digest (AWS Chatbot custom notification, topic dd-audit-chat):\n{}",
+            serde_json::to_string_pretty(&message).unwrap_or_default()
+        );
+    } else {
+        fail("no chat digest was published to the chat topic");
     }
     for t in &tasks {
         let count = system_tests::count_findings(&c_ddb, TABLE, t).await;
