@@ -103,6 +103,31 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     }
 }
 
+/// For each function's tests of its `Config`: `read` (a `Config` built from pairs) must name
+/// every variable of `base` when it is missing, and refuse each `(variable, value)` of `bad`
+/// (set on top of `base`) with an error naming both. Panics with the offending case.
+pub fn assert_errors_name_the_variable<T, E: std::fmt::Display>(
+    base: &[(&str, &str)],
+    bad: &[(&str, &str)],
+    read: impl Fn(&[(&str, &str)]) -> Result<T, E>,
+) {
+    for (name, _) in base {
+        let without: Vec<_> = base.iter().copied().filter(|(k, _)| k != name).collect();
+        match read(&without) {
+            Ok(_) => panic!("{name} is required but its absence was accepted"),
+            Err(e) => assert!(e.to_string().contains(name), "missing {name}: {e}"),
+        }
+    }
+    for (name, value) in bad {
+        let mut with = base.to_vec();
+        with.push((name, value));
+        match read(&with) {
+            Ok(_) => panic!("{name}={value:?} was accepted"),
+            Err(e) => assert!(e.to_string().contains(name) && e.to_string().contains(value), "{name}={value}: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
