@@ -234,6 +234,22 @@ def check(template):
         if not (need <= int(wait) <= 3600):
             errors.append(f"{name}: ServiceTimeout {wait} s must cover {need} s (3 attempts of {timeout} s) and stay <= 3600")
 
+    # Logs: each function writes to a log group of the stack's, with a retention.
+    for fn, f in functions.items():
+        group = refs((f["Properties"].get("LoggingConfig") or {}).get("LogGroup")) & set(of_type("AWS::Logs::LogGroup"))
+        if not group:
+            errors.append(f"{fn}: logs go to a stack log group (LoggingConfig.LogGroup), not one Lambda creates without retention")
+        for g in group:
+            if "RetentionInDays" not in res[g]["Properties"]:
+                errors.append(f"{g}: log groups have a retention")
+
+    # PassRole: only to the service the roles are for.
+    for name, role in roles.items():
+        for s in role_statements(role):
+            if s.get("Effect") == "Allow" and "iam:PassRole" in as_list(s.get("Action", [])):
+                if "iam:PassedToService" not in s.get("Condition", {}).get("StringEquals", {}):
+                    errors.append(f"{name}: iam:PassRole is limited with iam:PassedToService")
+
     # Data: the table outlives the stack, is recoverable and encrypted.
     for name, table in of_type("AWS::DynamoDB::Table").items():
         if table.get("DeletionPolicy") != "Retain" or table.get("UpdateReplacePolicy") != "Retain":
@@ -295,6 +311,18 @@ def self_test(template):
         "short visibility timeout": (
             lambda r: r["ContinuationQueue"]["Properties"].update(VisibilityTimeout=960),
             "VisibilityTimeout 960",
+        ),
+        "log group without retention": (
+            lambda r: r["ConfigSyncLogGroup"]["Properties"].pop("RetentionInDays"),
+            "ConfigSyncLogGroup: log groups have a retention",
+        ),
+        "PassRole to any service": (
+            lambda r: r["ConfigSyncFunction"]["Properties"]["Policies"][1]["Statement"][3].pop("Condition"),
+            "iam:PassRole is limited",
+        ),
+        "alarms to a chat topic CloudWatch may not publish to": (
+            lambda r: r.pop("ChatTopicPolicy"),
+            "topic ChatTopic's policy must let cloudwatch.amazonaws.com sns:Publish",
         ),
         "unscoped IoT trust": (
             lambda r: r["AuditRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnLike"),
