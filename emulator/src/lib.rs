@@ -1,6 +1,6 @@
 //! A local AWS IoT Device Defender audit API.
 //!
-//! Serves the 13 audit operations on their real paths and rest-json wire format, backed by a
+//! Serves the 18 audit operations (configuration, audits, tasks, findings, suppressions) on their real paths and rest-json wire format, backed by a
 //! seeded synthetic fleet and a virtual clock; publishes audit notifications to its own SNS
 //! (awsQuery wire protocol) and delivers them to a local Lambda. See `README.md` for use and
 //! `ARCHITECTURE.md` for the module map.
@@ -20,6 +20,7 @@ pub mod server;
 pub mod sns;
 pub mod sqs;
 pub mod state;
+pub mod suppressions;
 pub mod tasks;
 pub mod wire;
 

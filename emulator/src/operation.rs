@@ -1,4 +1,5 @@
-//! The 13 audit operations: names, the errors each one models, and AWS's default rate limits.
+//! The 18 audit operations (13 of configuration, audits, tasks and findings; 5 of finding
+//! suppressions): names, the errors each one models, and AWS's default rate limits.
 
 use crate::error::ErrorKind;
 
@@ -18,11 +19,16 @@ pub enum Op {
     ListAuditTasks,
     CancelAuditTask,
     ListAuditFindings,
+    CreateAuditSuppression,
+    DescribeAuditSuppression,
+    UpdateAuditSuppression,
+    DeleteAuditSuppression,
+    ListAuditSuppressions,
 }
 
 impl Op {
-    /// All 13, in the reference's order.
-    pub const ALL: [Op; 13] = [
+    /// All 18, in the reference's order.
+    pub const ALL: [Op; 18] = [
         Op::UpdateAccountAuditConfiguration,
         Op::DescribeAccountAuditConfiguration,
         Op::DeleteAccountAuditConfiguration,
@@ -36,6 +42,11 @@ impl Op {
         Op::ListAuditTasks,
         Op::CancelAuditTask,
         Op::ListAuditFindings,
+        Op::CreateAuditSuppression,
+        Op::DescribeAuditSuppression,
+        Op::UpdateAuditSuppression,
+        Op::DeleteAuditSuppression,
+        Op::ListAuditSuppressions,
     ];
 
     /// The operation name as AWS spells it.
@@ -54,6 +65,11 @@ impl Op {
             Op::ListAuditTasks => "ListAuditTasks",
             Op::CancelAuditTask => "CancelAuditTask",
             Op::ListAuditFindings => "ListAuditFindings",
+            Op::CreateAuditSuppression => "CreateAuditSuppression",
+            Op::DescribeAuditSuppression => "DescribeAuditSuppression",
+            Op::UpdateAuditSuppression => "UpdateAuditSuppression",
+            Op::DeleteAuditSuppression => "DeleteAuditSuppression",
+            Op::ListAuditSuppressions => "ListAuditSuppressions",
         }
     }
 
@@ -63,10 +79,16 @@ impl Op {
     }
 
     /// AWS's default requests per second for this operation (reference §7; the three without a
-    /// published figure get 5, an [E] decision).
+    /// published figure get 5, an [E] decision; the five suppression operations 10 each, not
+    /// adjustable, per the Device Defender quotas page).
     pub fn default_tps(self) -> f64 {
         match self {
-            Op::ListAuditFindings => 10.0,
+            Op::ListAuditFindings
+            | Op::CreateAuditSuppression
+            | Op::DescribeAuditSuppression
+            | Op::UpdateAuditSuppression
+            | Op::DeleteAuditSuppression
+            | Op::ListAuditSuppressions => 10.0,
             Op::DescribeAuditTask => 25.0,
             _ => 5.0,
         }
@@ -87,9 +109,13 @@ impl Op {
                     | Op::DeleteScheduledAudit
                     | Op::DescribeAuditTask
                     | Op::CancelAuditTask
+                    | Op::DescribeAuditSuppression
+                    | Op::UpdateAuditSuppression
             ),
-            ResourceAlreadyExists => self == Op::CreateScheduledAudit,
-            LimitExceeded => matches!(self, Op::CreateScheduledAudit | Op::StartOnDemandAuditTask),
+            ResourceAlreadyExists => matches!(self, Op::CreateScheduledAudit | Op::CreateAuditSuppression),
+            LimitExceeded => {
+                matches!(self, Op::CreateScheduledAudit | Op::StartOnDemandAuditTask | Op::CreateAuditSuppression)
+            }
             UnknownOperation => false,
         }
     }

@@ -5,7 +5,7 @@ use crate::faults::Faults;
 use clap::Parser;
 use std::collections::BTreeMap;
 
-/// A local AWS IoT Device Defender audit API: the 13 audit operations, a synthetic fleet,
+/// A local AWS IoT Device Defender audit API: the 18 audit operations, a synthetic fleet,
 /// a virtual clock, and the SNS hop to a local Lambda.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "device-defender-emulator", version, about, long_about = None, args_override_self = true)]

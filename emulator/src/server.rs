@@ -229,7 +229,7 @@ fn body_of(bytes: &Bytes) -> Result<Body, ApiError> {
 /// The routing table.
 pub fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
-        // The 13 audit operations.
+        // The 13 audit operations of configuration, audits, tasks and findings.
         .route("/audit/configuration", get(describe_config).patch(update_config).delete(delete_config))
         .route("/audit/scheduledaudits", get(list_scheduled))
         .route(
@@ -245,6 +245,12 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/audit/tasks/{id}", get(describe_task))
         .route("/audit/tasks/{id}/cancel", put(cancel_task))
         .route("/audit/findings", post(list_findings))
+        // The 5 suppression operations.
+        .route("/audit/suppressions/create", post(create_suppression))
+        .route("/audit/suppressions/describe", post(describe_suppression))
+        .route("/audit/suppressions/update", axum::routing::patch(update_suppression))
+        .route("/audit/suppressions/delete", post(delete_suppression))
+        .route("/audit/suppressions/list", post(list_suppressions))
         // SNS (awsQuery).
         .route("/", post(query_or_json_action))
         // Admin.
@@ -254,6 +260,7 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/clock/advance", post(advance))
         .route("/_emulator/fleet", get(fleet))
         .route("/_emulator/fleet/drift", post(drift))
+        .route("/_emulator/suppressions", get(suppressions))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
         .route("/_emulator/queues", get(queues))
@@ -282,6 +289,33 @@ async fn empty_audit_name() -> Response {
 
 async fn empty_task_id() -> Response {
     ApiError::field("taskId", "", "Member must have length greater than or equal to 1").into_response()
+}
+
+async fn create_suppression(State(emu): Emu, bytes: Bytes) -> Response {
+    emu.call(Op::CreateAuditSuppression, |st, now| st.create_suppression(&body_of(&bytes)?, now)).await
+}
+
+async fn describe_suppression(State(emu): Emu, bytes: Bytes) -> Response {
+    emu.call(Op::DescribeAuditSuppression, |st, _| st.describe_suppression(&body_of(&bytes)?)).await
+}
+
+async fn update_suppression(State(emu): Emu, bytes: Bytes) -> Response {
+    emu.call(Op::UpdateAuditSuppression, |st, now| st.update_suppression(&body_of(&bytes)?, now)).await
+}
+
+async fn delete_suppression(State(emu): Emu, bytes: Bytes) -> Response {
+    emu.call(Op::DeleteAuditSuppression, |st, _| st.delete_suppression(&body_of(&bytes)?)).await
+}
+
+async fn list_suppressions(State(emu): Emu, bytes: Bytes) -> Response {
+    emu.call(Op::ListAuditSuppressions, |st, _| st.list_suppressions(&body_of(&bytes)?)).await
+}
+
+/// The admin view of the suppressions (with whether each applies at the virtual now).
+async fn suppressions(State(emu): Emu) -> Response {
+    emu.sync();
+    let now = emu.now_ms();
+    Json(lock(&emu.state).suppressions_view(now)).into_response()
 }
 
 async fn update_config(State(emu): Emu, bytes: Bytes) -> Response {

@@ -40,6 +40,8 @@ pub struct AuditState {
     pub tasks: Vec<Task>,
     pub fleet: Fleet,
     pub severities: BTreeMap<String, Severity>,
+    /// Audit finding suppressions.
+    pub suppressions: crate::suppressions::Suppressions,
     /// Sequence for scheduled audits and tasks (creation order, page keys, task ids).
     pub next_seq: u64,
     /// Notifications produced by the last calls, drained by the server.
@@ -77,6 +79,7 @@ impl AuditState {
             scheduled: Vec::new(),
             tasks: Vec::new(),
             fleet: Fleet::new(fleet),
+            suppressions: Default::default(),
             severities,
             next_seq: 0,
             outgoing: Vec::new(),

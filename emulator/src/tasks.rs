@@ -22,8 +22,17 @@ use sha2::{Digest, Sha256};
 pub enum CheckResult {
     Running,
     Canceled,
-    Failed { code: String, message: String },
-    Done { total: u32, finding_ms: i64, resources: Vec<u32> },
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// `suppressed`: the (sorted) resources a suppression active when the check finished named.
+    Done {
+        total: u32,
+        finding_ms: i64,
+        resources: Vec<u32>,
+        suppressed: Vec<u32>,
+    },
 }
 
 /// One check of a task.
@@ -40,16 +49,27 @@ impl TaskCheck {
             CheckResult::Running => CheckRunStatus::InProgress,
             CheckResult::Canceled => CheckRunStatus::Canceled,
             CheckResult::Failed { .. } => CheckRunStatus::Failed,
-            CheckResult::Done { resources, .. } if resources.is_empty() => CheckRunStatus::CompliantCompleted,
+            // Suppressed findings are not considered when the check's compliance is evaluated.
+            CheckResult::Done { resources, suppressed, .. } if resources.len() == suppressed.len() => {
+                CheckRunStatus::CompliantCompleted
+            }
             CheckResult::Done { .. } => CheckRunStatus::NonCompliantCompleted,
         }
     }
 
-    fn counts(&self) -> (i64, i64) {
+    /// (total, non-compliant including suppressed, suppressed).
+    fn counts(&self) -> (i64, i64, i64) {
         match &self.result {
-            CheckResult::Done { total, resources, .. } => (*total as i64, resources.len() as i64),
-            _ => (0, 0),
+            CheckResult::Done { total, resources, suppressed, .. } => {
+                (*total as i64, resources.len() as i64, suppressed.len() as i64)
+            }
+            _ => (0, 0, 0),
         }
+    }
+
+    /// Whether the finding on `resource` was suppressed.
+    fn is_suppressed(&self, resource: u32) -> bool {
+        matches!(&self.result, CheckResult::Done { suppressed, .. } if suppressed.binary_search(&resource).is_ok())
     }
 }
 
@@ -159,11 +179,22 @@ impl AuditState {
                 message: format!("{name} was disabled while the audit ran."),
             }
         } else {
-            CheckResult::Done {
-                total: self.fleet.total(spec),
-                finding_ms: at_ms,
-                resources: self.fleet.non_compliant(&name).to_vec(),
-            }
+            let resources = self.fleet.non_compliant(&name).to_vec();
+            let active = self.suppressions.active_for(&name, at_ms);
+            let mut suppressed: Vec<u32> = if active.is_empty() {
+                Vec::new()
+            } else {
+                resources
+                    .iter()
+                    .copied()
+                    .filter(|&r| {
+                        let id = self.fleet.identifier(&spec.resource_type, r);
+                        active.iter().any(|s| s.matches(&name, &id))
+                    })
+                    .collect()
+            };
+            suppressed.sort_unstable();
+            CheckResult::Done { total: self.fleet.total(spec), finding_ms: at_ms, resources, suppressed }
         };
         self.tasks[task].checks[check].result = result;
     }
@@ -213,7 +244,7 @@ impl AuditState {
                 .checks
                 .iter()
                 .map(|c| {
-                    let (total, non_compliant) = c.counts();
+                    let (total, non_compliant, suppressed) = c.counts();
                     let (error_code, message) = match &c.result {
                         CheckResult::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
                         _ => (None, None),
@@ -223,6 +254,7 @@ impl AuditState {
                         check_run_status: c.run_status(),
                         non_compliant_resources_count: non_compliant,
                         total_resources_count: total,
+                        suppressed_non_compliant_resources_count: Some(suppressed),
                         error_code,
                         message,
                     }
@@ -262,13 +294,13 @@ impl AuditState {
         let mut details = Map::new();
         for c in &t.checks {
             let status = c.run_status();
-            let (total, non_compliant) = c.counts();
+            let (total, non_compliant, suppressed) = c.counts();
             let mut d = json!({
                 "checkRunStatus": status.as_str(),
                 "checkCompliant": status == CheckRunStatus::CompliantCompleted,
                 "totalResourcesCount": total,
                 "nonCompliantResourcesCount": non_compliant,
-                "suppressedNonCompliantResourcesCount": 0,
+                "suppressedNonCompliantResourcesCount": suppressed,
             });
             if let CheckResult::Failed { code, message } = &c.result {
                 d["errorCode"] = json!(code);
@@ -398,8 +430,7 @@ impl AuditState {
         let mut page = Vec::with_capacity(limit);
         let mut last_key = None;
         let mut more = false;
-        // Suppressions are not emulated: no finding is suppressed.
-        if q.suppressed != Some(true) {
+        {
             'tasks: for t in self.tasks.iter().filter(|t| q.task_id.as_ref().is_none_or(|id| *id == t.id)) {
                 if after.is_some_and(|(ts, _, _)| t.seq < ts) {
                     continue;
@@ -419,6 +450,10 @@ impl AuditState {
                         _ => 0,
                     };
                     for (i, &r) in resources.iter().enumerate().skip(first) {
+                        // listSuppressedFindings: true → only suppressed, false → only not, absent → both.
+                        if q.suppressed.is_some_and(|want| want != c.is_suppressed(r)) {
+                            continue;
+                        }
                         if let Some(want) = &q.resource {
                             let have = self.fleet.identifier(&spec.resource_type, r);
                             if !want.iter().all(|(k, v)| have.get(k) == Some(v)) {
@@ -487,7 +522,7 @@ impl AuditState {
             "nonCompliantResource": rendered.non_compliant,
             "reasonForNonCompliance": spec.reason,
             "reasonForNonComplianceCode": spec.reason_code,
-            "isSuppressed": false,
+            "isSuppressed": c.is_suppressed(resource),
         });
         if !rendered.related.is_empty() {
             f["relatedResources"] = Value::Array(rendered.related);
@@ -497,7 +532,7 @@ impl AuditState {
 }
 
 /// Checks a `resourceIdentifier` filter against the model's constraints.
-fn validate_resource_identifier(r: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn validate_resource_identifier(r: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let b = Body(r.clone());
     let hex64 = |field: &str| -> Result<(), ApiError> {
         if let Some(v) = b.str(field)? {

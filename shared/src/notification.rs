@@ -51,6 +51,11 @@ pub struct NotificationCheckDetail {
     pub non_compliant_resources_count: i64,
     /// Resources the check looked at.
     pub total_resources_count: i64,
+    /// Of the non-compliant resources, those a suppression covered (AWS documents that the
+    /// notification carries a suppressed count per check but not its field name: ours mirrors
+    /// DescribeAuditTask's, and it is optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_non_compliant_resources_count: Option<i64>,
     /// Only on failed checks, e.g. INSUFFICIENT_PERMISSIONS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,

@@ -81,13 +81,45 @@ def main(binary):
         except iot.exceptions.InvalidRequestException:
             pass
 
+        # Audit finding suppressions (botocore fills clientRequestToken, an idempotency token).
+        cert = next(f for p in iot.get_paginator("list_audit_findings").paginate(taskId=task, checkName=checks[0])
+                    for f in p["findings"])["nonCompliantResource"]["resourceIdentifier"]
+        iot.create_audit_suppression(checkName=checks[0], resourceIdentifier=cert, suppressIndefinitely=True,
+                                     description="lab device, rotated in March")
+        try:
+            iot.create_audit_suppression(checkName=checks[0], resourceIdentifier=cert, suppressIndefinitely=True)
+            raise AssertionError("expected ResourceAlreadyExistsException")
+        except iot.exceptions.ResourceAlreadyExistsException:
+            pass
+        for n in range(5):
+            iot.create_audit_suppression(checkName=checks[1], resourceIdentifier={"deviceCertificateId": f"{n:064x}"},
+                                         expirationDate=f"2026-0{n + 2}-01T00:00:00Z")
+        iot.update_audit_suppression(checkName=checks[0], resourceIdentifier=cert, description="reviewed")
+        s = iot.describe_audit_suppression(checkName=checks[0], resourceIdentifier=cert)
+        assert s["suppressIndefinitely"] is True and s["description"] == "reviewed", s
+        listed = [x for p in iot.get_paginator("list_audit_suppressions").paginate(checkName=checks[1], PaginationConfig={"PageSize": 2})
+                  for x in p["suppressions"]]
+        assert [x["expirationDate"].month for x in listed] == [2, 3, 4, 5, 6], listed
+        iot.delete_audit_suppression(checkName=checks[1], resourceIdentifier={"deviceCertificateId": f"{0:064x}"})
+        try:
+            iot.describe_audit_suppression(checkName=checks[1], resourceIdentifier={"deviceCertificateId": f"{0:064x}"})
+            raise AssertionError("expected ResourceNotFoundException")
+        except iot.exceptions.ResourceNotFoundException:
+            pass
+        second = iot.start_on_demand_audit_task(targetCheckNames=checks[:1])["taskId"]
+        urllib.request.urlopen(urllib.request.Request(url + "/_emulator/clock/advance", data=b'{"seconds": 10}', method="POST")).read()
+        muted = iot.list_audit_findings(taskId=second, listSuppressedFindings=True)["findings"]
+        assert [f["nonCompliantResource"]["resourceIdentifier"] for f in muted] == [cert] and muted[0]["isSuppressed"], muted
+        detail = iot.describe_audit_task(taskId=second)["auditDetails"][checks[0]]
+        assert detail["suppressedNonCompliantResourcesCount"] == 1, detail
+
         outbox = json.load(urllib.request.urlopen(url + "/_emulator/outbox?source=audit"))
         message = json.loads(outbox["messages"][0]["message"])
         assert message["taskId"] == task and isinstance(message["taskStartTime"], int), message
         sns.publish(TopicArn=topic, Message="hello", Subject="s",
                     MessageAttributes={"CRITICAL": {"DataType": "Number", "StringValue": "3"}})
         assert len(sns.list_topics()["Topics"]) == 1
-        print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed)")
+        print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed, {len(listed)} suppressions listed)")
     finally:
         proc.kill()
 
