@@ -228,8 +228,12 @@ fn check_name(field: &str, v: &Value) -> Result<String, SetupError> {
     Ok(name)
 }
 
-const PROPERTIES: [&str; 8] = [
+/// The properties CloudFormation sends in `ResourceProperties`: the custom resource's own
+/// (`ServiceToken`, `ServiceTimeout`, which CloudFormation passes along and config-sync ignores)
+/// and the audit setup's.
+const PROPERTIES: [&str; 9] = [
     "ServiceToken",
+    "ServiceTimeout",
     "AuditRoleArn",
     "Checks",
     "UnlistedChecks",
@@ -243,7 +247,7 @@ const PROPERTIES: [&str; 8] = [
 pub fn parse_desired(props: &Value) -> Result<DesiredSetup, SetupError> {
     let Value::Object(p) = props else { return Err(err("Properties", "must be an object")) };
     if let Some(unknown) = p.keys().find(|k| !PROPERTIES.contains(&k.as_str())) {
-        return Err(err(unknown.clone(), format!("unknown property; expected one of {}", PROPERTIES[1..].join(", "))));
+        return Err(err(unknown.clone(), format!("unknown property; expected one of {}", PROPERTIES[2..].join(", "))));
     }
     let role = role_arn("AuditRoleArn", p.get("AuditRoleArn"))?;
     let mut checks = BTreeMap::new();
@@ -521,6 +525,7 @@ mod tests {
     fn props() -> Value {
         json!({
             "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:config-sync",
+            "ServiceTimeout": "1200",
             "AuditRoleArn": "arn:aws:iam::123456789012:role/audit",
             "Checks": ["LOGGING_DISABLED_CHECK", {"Name": "DEVICE_CERTIFICATE_EXPIRING_CHECK", "Configuration": {"CERT_EXPIRATION_THRESHOLD_IN_DAYS": "60"}}],
             "UnlistedChecks": "Disable",
