@@ -146,6 +146,20 @@ fn description(d: &Digest) -> String {
         );
     }
     let _ = writeln!(head, "```");
+    if d.muted_count > 0 || d.unmuted_count > 0 {
+        let _ = writeln!(
+            head,
+            "{} muted (suppressed in Device Defender, in no count above) · {} unmuted since the previous run",
+            d.muted_count, d.unmuted_count
+        );
+    }
+    if let Some(s) = d.suppressions.as_ref().filter(|s| !s.expiring.is_empty()) {
+        let _ = writeln!(
+            head,
+            "*{} suppression(s) expire within 7 days*: renew them or fix the findings",
+            s.expiring.len()
+        );
+    }
     let failed: Vec<_> = d.checks.iter().filter(|c| c.status == CheckRunStatus::Failed.as_str()).collect();
     if !failed.is_empty() {
         let names: Vec<String> = failed

@@ -5,6 +5,7 @@
 
 use crate::checks::{catalog, failure_remedy};
 use crate::finding::resource_label;
+use crate::ports::SuppressionInfo;
 use crate::summary::TaskSummary;
 use crate::vocabulary::{CheckRunStatus, Severity, TaskStatus};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,13 @@ pub struct Changes {
     pub new_by_severity: BTreeMap<Severity, u64>,
     pub resolved_by_severity: BTreeMap<Severity, u64>,
     pub persisting: u64,
+    /// Muted findings of this run (suppressed in Device Defender), per severity: left out of
+    /// new, resolved, persisting and open.
+    pub muted_by_severity: BTreeMap<Severity, u64>,
+    /// Findings muted in the previous run and open again now (their suppression expired or was
+    /// removed): reported apart, never as new.
+    pub unmuted: Vec<DigestFinding>,
+    pub unmuted_count: u64,
 }
 
 impl Changes {
@@ -50,6 +58,17 @@ impl Changes {
     pub fn add_resolved(&mut self, f: DigestFinding) {
         *self.resolved_by_severity.entry(f.severity.clone()).or_insert(0) += 1;
         keep_most_severe(&mut self.resolved, f);
+    }
+
+    /// Counts a muted finding.
+    pub fn add_muted(&mut self, severity: Severity) {
+        *self.muted_by_severity.entry(severity).or_insert(0) += 1;
+    }
+
+    /// Counts a finding open again after being muted, and keeps it if among the most severe.
+    pub fn add_unmuted(&mut self, f: DigestFinding) {
+        self.unmuted_count += 1;
+        keep_most_severe(&mut self.unmuted, f);
     }
 
     fn total(m: &BTreeMap<Severity, u64>) -> u64 {
@@ -92,7 +111,11 @@ pub struct CheckLine {
     pub check_name: String,
     pub status: String,
     pub severity: String,
+    /// Non-compliant resources, muted ones excluded.
     pub non_compliant: i64,
+    /// Muted (suppressed) non-compliant resources.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub muted: i64,
     pub total: i64,
     /// Change of `non_compliant` since the previous run, when there is one that ran this check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,9 +150,88 @@ pub struct Digest {
     /// The first [`MAX_LISTED`] resolved findings, most severe first.
     pub resolved: Vec<DigestFinding>,
     pub console_url: String,
+    /// Muted findings per severity (suppressed in Device Defender): in no other count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub muted: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "is_zero_u")]
+    pub muted_count: u64,
+    /// Findings open again after being muted in the previous run.
+    #[serde(default, skip_serializing_if = "is_zero_u")]
+    pub unmuted_count: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmuted: Vec<DigestFinding>,
+    /// The account's suppressions when the digest was built (see [`add_suppressions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions: Option<SuppressionSummary>,
     /// What became of the chat digest, when a chat topic is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatDelivery>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Suppressions expiring within this many days are listed so someone renews or fixes them.
+pub const EXPIRING_WITHIN_DAYS: i64 = 7;
+/// Expiring suppressions listed at most.
+pub const MAX_EXPIRING_LISTED: usize = 50;
+
+/// The account's suppressions, as far as a digest reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuppressionSummary {
+    /// Suppressions in the account (expired ones still listed by AWS included).
+    pub total: u64,
+    /// Those expiring within [`EXPIRING_WITHIN_DAYS`], soonest first.
+    pub expiring: Vec<ExpiringSuppression>,
+    /// Why the suppressions could not be listed, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A suppression about to expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiringSuppression {
+    pub check_name: String,
+    pub resource_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Epoch milliseconds.
+    pub expires_at: i64,
+}
+
+/// Adds what the account's suppressions (or the error listing them) say to a digest: how many
+/// there are and which expire within [`EXPIRING_WITHIN_DAYS`] of `now_ms`.
+pub fn add_suppressions(d: &mut Digest, listed: Result<Vec<SuppressionInfo>, String>, now_ms: i64) {
+    d.suppressions = Some(match listed {
+        Err(e) => SuppressionSummary { total: 0, expiring: Vec::new(), error: Some(e) },
+        Ok(all) => {
+            let horizon = now_ms + EXPIRING_WITHIN_DAYS * 86_400_000;
+            let mut expiring: Vec<ExpiringSuppression> = all
+                .iter()
+                .filter_map(|s| {
+                    let at = s.expiration_ms?;
+                    (at > now_ms && at <= horizon).then(|| ExpiringSuppression {
+                        check_name: s.check_name.clone(),
+                        resource_key: s.resource_key.clone(),
+                        reason: s.description.clone(),
+                        expires_at: at,
+                    })
+                })
+                .collect();
+            expiring.sort_by(|a, b| {
+                (a.expires_at, &a.check_name, &a.resource_key).cmp(&(b.expires_at, &b.check_name, &b.resource_key))
+            });
+            expiring.truncate(MAX_EXPIRING_LISTED);
+            SuppressionSummary { total: all.len() as u64, expiring, error: None }
+        }
+    });
 }
 
 /// The chat digest's fate: published next to the mail digest, never retried on its own (a
@@ -158,9 +260,19 @@ fn severity_of(summary: &TaskSummary, check: &str) -> Severity {
 
 /// Builds the digest of `current`, compared with `previous` (the last run of the same audit).
 pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Changes, region: &str) -> Digest {
-    let Changes { mut new, mut resolved, new_by_severity, resolved_by_severity, persisting } = changes;
+    let Changes {
+        mut new,
+        mut resolved,
+        new_by_severity,
+        resolved_by_severity,
+        persisting,
+        muted_by_severity,
+        mut unmuted,
+        unmuted_count,
+    } = changes;
     new.sort();
     resolved.sort();
+    unmuted.sort();
     let mut severities: BTreeMap<Severity, SeverityLine> = BTreeMap::new();
     for s in Severity::KNOWN {
         severities.insert(s.clone(), SeverityLine { severity: s.to_string(), open: 0, new: 0, resolved: 0 });
@@ -170,7 +282,8 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
     }
     for c in &current.outline.checks {
         let sev = severity_of(current, c.check_name.as_str());
-        line(&mut severities, &sev).open += if c.run_status == CheckRunStatus::Failed { 0 } else { c.non_compliant };
+        line(&mut severities, &sev).open +=
+            if c.run_status == CheckRunStatus::Failed { 0 } else { (c.non_compliant - c.suppressed).max(0) };
     }
     for (sev, n) in &new_by_severity {
         line(&mut severities, sev).new += *n as i64;
@@ -186,13 +299,14 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
             let before = previous
                 .and_then(|p| p.outline.checks.iter().find(|pc| pc.check_name == c.check_name))
                 .filter(|pc| pc.run_status != CheckRunStatus::Failed && c.run_status != CheckRunStatus::Failed)
-                .map(|pc| c.non_compliant - pc.non_compliant);
+                .map(|pc| (c.non_compliant - c.suppressed) - (pc.non_compliant - pc.suppressed));
             let failed = c.run_status == CheckRunStatus::Failed;
             CheckLine {
                 check_name: c.check_name.to_string(),
                 status: c.run_status.to_string(),
                 severity: severity_of(current, c.check_name.as_str()).to_string(),
-                non_compliant: c.non_compliant,
+                non_compliant: (c.non_compliant - c.suppressed).max(0),
+                muted: c.suppressed,
                 total: c.total,
                 change: before,
                 error_code: c.error_code.clone(),
@@ -221,6 +335,11 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
             "https://{region}.console.aws.amazon.com/iot/home?region={region}#/dd/audit/results/{}",
             current.outline.task_id
         ),
+        muted: muted_by_severity.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        muted_count: Changes::total(&muted_by_severity),
+        unmuted_count,
+        unmuted,
+        suppressions: None,
         chat: None,
     };
     d.subject = subject(&d);
@@ -273,6 +392,9 @@ pub fn subject(d: &Digest) -> String {
         if !failed.is_empty() {
             let _ = write!(s, "; {} check{} FAILED", failed.len(), if failed.len() == 1 { "" } else { "s" });
         }
+        if d.muted_count > 0 {
+            let _ = write!(s, ", {} muted", thousands(d.muted_count));
+        }
         s
     };
     truncate_chars(&s, MAX_SUBJECT_CHARS)
@@ -324,6 +446,7 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
         let _ =
             writeln!(head, "  {:<20} {:>9} {:>8} {:>9}", s.severity, s.open, fmt_signed(s.new), fmt_neg(s.resolved));
     }
+    render_muting(&mut head, d);
     let _ = writeln!(head, "\nChecks (non-compliant / total, change since the previous run)");
     for c in &d.checks {
         let change = c.change.map(|x| format!("({})", fmt_signed(x))).unwrap_or_default();
@@ -334,7 +457,13 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
             c.severity,
             c.non_compliant,
             c.total,
-            if c.status == CheckRunStatus::Failed.as_str() { "FAILED".to_owned() } else { change }
+            if c.status == CheckRunStatus::Failed.as_str() {
+                "FAILED".to_owned()
+            } else if c.muted > 0 {
+                format!("{change} {} muted", c.muted).trim_start().to_owned()
+            } else {
+                change
+            }
         );
     }
     let failed: Vec<&CheckLine> = d.checks.iter().filter(|c| c.error_code.is_some()).collect();
@@ -360,9 +489,11 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
 
     let mut body = head;
     let budget = max_bytes.saturating_sub(tail.len() + 200);
-    for (title, list, count) in
-        [("New findings", &d.new, d.new_count), ("Resolved findings", &d.resolved, d.resolved_count)]
-    {
+    for (title, list, count) in [
+        ("New findings", &d.new, d.new_count),
+        ("Resolved findings", &d.resolved, d.resolved_count),
+        ("Unmuted findings (open again: their suppression expired or was removed)", &d.unmuted, d.unmuted_count),
+    ] {
         if count == 0 {
             continue;
         }
@@ -391,6 +522,57 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
         body.push_str("\n… (truncated to fit the SNS message limit)\n");
     }
     body
+}
+
+/// The "Muted" section: muted findings per severity, the account's suppressions, those expiring
+/// within [`EXPIRING_WITHIN_DAYS`]. Nothing when nothing is muted, unmuted or expiring.
+fn render_muting(out: &mut String, d: &Digest) {
+    let expiring = d.suppressions.as_ref().map_or(&[][..], |s| &s.expiring[..]);
+    if d.muted_count == 0 && d.unmuted_count == 0 && expiring.is_empty() {
+        if let Some(e) = d.suppressions.as_ref().and_then(|s| s.error.as_ref()) {
+            let _ = writeln!(out, "\nSuppressions could not be listed: {e}");
+        }
+        return;
+    }
+    let per_severity: Vec<String> = d.muted.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let _ = write!(
+        out,
+        "\nMuted (suppressed in Device Defender; in none of the counts above): {}",
+        thousands(d.muted_count)
+    );
+    if !per_severity.is_empty() {
+        let _ = write!(out, " ({})", per_severity.join(", "));
+    }
+    match &d.suppressions {
+        Some(SuppressionSummary { error: Some(e), .. }) => {
+            let _ = writeln!(out, "; suppressions could not be listed: {e}");
+        }
+        Some(s) => {
+            let _ = writeln!(out, ", by {} suppression{} in the account", s.total, if s.total == 1 { "" } else { "s" });
+        }
+        None => {
+            let _ = writeln!(out);
+        }
+    }
+    if d.unmuted_count > 0 {
+        let _ = writeln!(out, "  {} unmuted since the previous run (listed below)", thousands(d.unmuted_count));
+    }
+    if !expiring.is_empty() {
+        let _ = writeln!(
+            out,
+            "  Suppressions expiring within {EXPIRING_WITHIN_DAYS} days (renew them or fix the finding):"
+        );
+        for e in expiring {
+            let _ = writeln!(
+                out,
+                "    {}  {}  expires {}  {}",
+                e.check_name,
+                e.resource_key,
+                fmt_time(e.expires_at),
+                e.reason.as_deref().unwrap_or("(no reason given)")
+            );
+        }
+    }
 }
 
 fn fmt_signed(n: i64) -> String {
@@ -444,6 +626,7 @@ pub(crate) mod fixtures {
                 CheckRunStatus::CompliantCompleted
             },
             non_compliant: expiring,
+            suppressed: 0,
             total: 1000,
             error_code: None,
             message: None,
@@ -453,6 +636,7 @@ pub(crate) mod fixtures {
                 check_name: "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK".into(),
                 run_status: CheckRunStatus::Failed,
                 non_compliant: 0,
+                suppressed: 0,
                 total: 0,
                 error_code: Some("INSUFFICIENT_PERMISSIONS".into()),
                 message: Some("no access".into()),
@@ -545,5 +729,65 @@ mod tests {
         assert_eq!(a.len(), 10);
         assert!(a.contains(&("CRITICAL".to_owned(), "Number", "12".to_owned())));
         assert!(a.contains(&("newCRITICAL".to_owned(), "Number", "1".to_owned())));
+    }
+
+    #[test]
+    fn muted_findings_are_in_no_count_subject_or_attribute() {
+        // 12 non-compliant, 5 of them suppressed; this run: 1 new, 3 muted; 1 unmuted.
+        let mut cur = summary("c", 12, false);
+        cur.outline.checks[0].suppressed = 5;
+        let mut ch = changes(&[1], &[], 6);
+        for _ in 0..3 {
+            ch.add_muted(Severity::Critical);
+        }
+        ch.add_unmuted(finding(7));
+        let d = build(&cur, None, ch, "r");
+        let critical = d.severities.iter().find(|s| s.severity == "CRITICAL").unwrap();
+        assert_eq!((critical.open, critical.new), (7, 1), "open excludes the 5 suppressed");
+        assert_eq!((d.muted_count, d.muted["CRITICAL"], d.unmuted_count, d.new_count), (3, 3, 1, 1));
+        assert_eq!(d.checks[0].non_compliant, 7);
+        assert_eq!(d.checks[0].muted, 5);
+        let a = message_attributes(&d);
+        assert!(a.contains(&("CRITICAL".to_owned(), "Number", "7".to_owned())), "{a:?}");
+        assert!(a.contains(&("newCRITICAL".to_owned(), "Number", "1".to_owned())), "{a:?}");
+        assert!(d.subject.ends_with(", 3 muted"), "{}", d.subject);
+        let body = render_text(&d, MAX_BODY_BYTES);
+        assert!(
+            body.contains("Muted (suppressed in Device Defender; in none of the counts above): 3 (CRITICAL 3)"),
+            "{body}"
+        );
+        assert!(body.contains("Unmuted findings (open again: their suppression expired or was removed) (1)"), "{body}");
+        assert!(body.contains("7 / 1000     5 muted"), "{body}");
+    }
+
+    #[test]
+    fn suppressions_expiring_within_seven_days_are_listed_soonest_first() {
+        let mut d = build(&summary("c", 2, false), None, changes(&[], &[], 2), "r");
+        let now = 1_768_521_600_000;
+        let day = 86_400_000;
+        let s = |key: &str, at: Option<i64>| SuppressionInfo {
+            check_name: "DEVICE_CERTIFICATE_SHARED_CHECK".into(),
+            resource_key: key.into(),
+            description: Some(format!("reason {key}")),
+            expiration_ms: at,
+        };
+        let all = vec![
+            s("late", Some(now + 8 * day)),
+            s("b", Some(now + 6 * day)),
+            s("a", Some(now + day)),
+            s("forever", None),
+            s("past", Some(now - day)),
+        ];
+        add_suppressions(&mut d, Ok(all), now);
+        let sum = d.suppressions.clone().unwrap();
+        assert_eq!(sum.total, 5);
+        let keys: Vec<&str> = sum.expiring.iter().map(|e| e.resource_key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        let body = render_text(&d, MAX_BODY_BYTES);
+        assert!(body.contains("Suppressions expiring within 7 days"), "{body}");
+        assert!(body.contains("DEVICE_CERTIFICATE_SHARED_CHECK  a  expires 2026-01-17 00:00 UTC  reason a"), "{body}");
+        // Listing failed: the digest says so instead of failing.
+        add_suppressions(&mut d, Err("AccessDenied".into()), now);
+        assert!(render_text(&d, MAX_BODY_BYTES).contains("Suppressions could not be listed: AccessDenied"));
     }
 }

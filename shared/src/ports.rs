@@ -57,6 +57,8 @@ pub trait AuditReader: Send + Sync {
     ) -> impl Future<Output = Result<FindingsPage, PortError>> + Send;
     /// Every task started in [start, end] (epoch ms), all pages.
     fn list_tasks(&self, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Vec<TaskRef>, PortError>> + Send;
+    /// Every audit finding suppression of the account (ListAuditSuppressions, all pages).
+    fn list_suppressions(&self) -> impl Future<Output = Result<Vec<SuppressionInfo>, PortError>> + Send;
     /// Attempts answered with throttling so far, retried ones included (a running total: take
     /// differences).
     fn throttled_attempts(&self) -> u64;
@@ -80,6 +82,20 @@ pub struct StoredKey {
     pub resource_key: String,
     pub resource_type: String,
     pub severity: Severity,
+    /// Suppressed in Device Defender when found: muted in digests.
+    pub suppressed: bool,
+}
+
+/// An audit finding suppression, as a digest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionInfo {
+    pub check_name: String,
+    /// The resource identifier flattened like a finding's (`field=value|…`).
+    pub resource_key: String,
+    /// The suppression's description: why it was muted.
+    pub description: Option<String>,
+    /// Epoch milliseconds; `None` when indefinite.
+    pub expiration_ms: Option<i64>,
 }
 
 /// Opaque position in a listing of stored keys.

@@ -13,12 +13,20 @@ use std::collections::BTreeMap;
 pub struct CheckOutcome {
     pub check_name: CheckName,
     pub run_status: CheckRunStatus,
+    /// Non-compliant resources, the suppressed ones included.
     pub non_compliant: i64,
+    /// Of those, the ones a suppression covered (muted in digests).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: i64,
     pub total: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A task as the notification or DescribeAuditTask tells it.
@@ -50,6 +58,7 @@ impl From<&AuditNotification> for TaskOutline {
                     check_name: d.check_name.clone(),
                     run_status: d.check_run_status.clone(),
                     non_compliant: d.non_compliant_resources_count,
+                    suppressed: d.suppressed_non_compliant_resources_count.unwrap_or(0),
                     total: d.total_resources_count,
                     error_code: d.error_code.clone(),
                     message: d.message.clone(),

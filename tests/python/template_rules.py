@@ -30,6 +30,7 @@ STAR_ONLY_ACTIONS = {
     "iot:UpdateAccountAuditConfiguration",
     "iot:ListScheduledAudits",
     "iot:StartOnDemandAuditTask",
+    "iot:ListAuditSuppressions",
 }
 FUNCTION_TIMEOUT_DEFAULT = 3
 LAMBDA_ASYNC_RETRIES = 2

@@ -570,3 +570,56 @@ async fn sweeper_recovers_a_lost_notification() {
 fn now_rfc3339() -> String {
     (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+#[tokio::test]
+async fn suppressed_findings_are_muted_in_the_digest_and_its_attributes() {
+    let stack = Stack::new(&["--drift-share", "0", "--frozen-clock"], &[]).await;
+    stack.configure(&CHECKS).await;
+    let first = stack.run_on_demand(&CHECKS).await;
+    stack.deliver(&[stack.notification(&first).await]).await.unwrap();
+    // Mute two shared certificates (CRITICAL): one indefinitely, one for three days.
+    let shared = "DEVICE_CERTIFICATE_SHARED_CHECK";
+    let found = stack.iot.list_audit_findings().task_id(&first).check_name(shared).max_results(2).send().await.unwrap();
+    let ids: Vec<_> = found
+        .findings()
+        .iter()
+        .map(|f| f.non_compliant_resource().unwrap().resource_identifier().unwrap().clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let start = aws_sdk_iot::primitives::DateTime::from_secs(1_768_435_200 + 3 * 86_400);
+    for (i, id) in ids.iter().enumerate() {
+        let req = stack
+            .iot
+            .create_audit_suppression()
+            .check_name(shared)
+            .resource_identifier(id.clone())
+            .description("lab devices share a test certificate");
+        let req = if i == 0 { req.suppress_indefinitely(true) } else { req.expiration_date(start) };
+        req.send().await.expect("the SDK fills the idempotency token");
+    }
+    let second = stack.run_on_demand(&CHECKS).await;
+    stack.deliver(&[stack.notification(&second).await]).await.unwrap();
+    stack.assert_exact(&second).await;
+
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 2);
+    let (subject, body) = (digests[1]["subject"].as_str().unwrap(), digests[1]["message"].as_str().unwrap());
+    assert!(subject.ends_with(", 2 muted"), "{subject}");
+    assert!(body.contains("0 new, 0 resolved"), "muted findings are neither new nor resolved: {body}");
+    assert!(
+        body.contains(
+            "Muted (suppressed in Device Defender; in none of the counts above): 2 (CRITICAL 2), by 2 suppressions"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("Suppressions expiring within 7 days"), "{body}");
+    assert!(body.contains("lab devices share a test certificate"), "{body}");
+    // The open CRITICAL attribute is two lower than in the first digest: a pager never sees them.
+    let critical =
+        |d: &Value| d["messageAttributes"]["CRITICAL"]["StringValue"].as_str().unwrap().parse::<i64>().unwrap();
+    assert_eq!(critical(&digests[1]), critical(&digests[0]) - 2);
+    assert_eq!(digests[1]["messageAttributes"]["newCRITICAL"]["StringValue"], "0");
+    let stored = stack.stored_digest(&second).await;
+    assert_eq!(stored["mutedCount"], 2);
+    assert_eq!(stored["suppressions"]["total"], 2);
+}

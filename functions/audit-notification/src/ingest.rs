@@ -20,7 +20,7 @@ use audit_shared::ports::{
 use audit_shared::summary::{CheckProgress, DigestState, IngestState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
 use audit_shared::{TaskStatus, TaskType};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
@@ -344,34 +344,51 @@ where
                 resource_type: k.resource_type,
                 resource_key: k.resource_key,
             };
-            let mut before: HashSet<u64> = HashSet::new();
+            // Previous run: each finding and whether it was muted (suppressed).
+            let mut before: HashMap<u64, bool> = HashMap::new();
             if let Some(p) = &previous {
                 each_key(store, &p.outline.task_id, |k| {
-                    before.insert(hash(&k));
+                    before.insert(hash(&k), k.suppressed);
                 })
                 .await?;
             }
+            // This run: muted ones are only counted as muted; one muted before and open now is
+            // "unmuted", never new.
             let mut now: HashSet<u64> = HashSet::new();
             each_key(store, &o.task_id, |k| {
                 let h = hash(&k);
                 now.insert(h);
-                if before.contains(&h) {
-                    changes.persisting += 1;
-                } else {
-                    changes.add_new(listed(k));
+                if k.suppressed {
+                    changes.add_muted(k.severity.clone());
+                    return;
+                }
+                match before.get(&h) {
+                    Some(false) => changes.persisting += 1,
+                    Some(true) => changes.add_unmuted(listed(k)),
+                    None => changes.add_new(listed(k)),
                 }
             })
             .await?;
+            // Resolved: open (not muted) before, gone now. A muted finding that went away, or
+            // one open before and muted now, is not a resolution.
             if let Some(p) = &previous {
                 each_key(store, &p.outline.task_id, |k| {
-                    if !now.contains(&hash(&k)) {
+                    if !k.suppressed && !now.contains(&hash(&k)) {
                         changes.add_resolved(listed(k));
                     }
                 })
                 .await?;
             }
         }
-        Ok(digest::build(summary, previous.as_ref(), changes, &self.region))
+        let mut d = digest::build(summary, previous.as_ref(), changes, &self.region);
+        // A digest without the suppression list is still worth sending: the error is shown.
+        let listed = self.ports.reader.list_suppressions().await.map_err(|e| {
+            warn!(task_id = %o.task_id, error = %e, "suppressions not listed for the digest");
+            e.to_string()
+        });
+        // "Expiring soon" is measured from the audit's start (what the digest describes).
+        digest::add_suppressions(&mut d, listed, o.task_start_time);
+        Ok(d)
     }
 }
 

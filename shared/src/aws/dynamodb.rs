@@ -463,7 +463,7 @@ impl TaskStore for DynamoTaskStore {
             .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
             .expression_attribute_values(":pk", s(task_pk(task_id)))
             .expression_attribute_values(":f", s("FINDING#"))
-            .projection_expression("sk, checkName, resourceKey, resourceType, #sev")
+            .projection_expression("sk, checkName, resourceKey, resourceType, #sev, isSuppressed")
             .expression_attribute_names("#sev", "severity")
             .consistent_read(true)
             .limit(QUERY_PAGE_LIMIT)
@@ -480,6 +480,7 @@ impl TaskStore for DynamoTaskStore {
                 resource_key: get(i, "resourceKey"),
                 resource_type: get(i, "resourceType"),
                 severity: Severity::parse(&get(i, "severity")),
+                suppressed: i.get("isSuppressed").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
             })
             .collect();
         let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();

@@ -1,8 +1,8 @@
 //! [`AuditReader`] over `aws-sdk-iot`.
 
 use super::classify;
-use crate::finding::Finding;
-use crate::ports::{AuditReader, FindingsPage, PortError, TaskRef};
+use crate::finding::{resource_key, Finding};
+use crate::ports::{AuditReader, FindingsPage, PortError, SuppressionInfo, TaskRef};
 use crate::summary::{CheckOutcome, TaskOutline};
 use crate::vocabulary::{CheckRunStatus, ResourceType, Severity, TaskStatus, TaskType};
 use aws_sdk_iot::config::interceptors::FinalizerInterceptorContextRef;
@@ -145,6 +145,7 @@ impl AuditReader for IotAuditReader {
                             .check_run_status()
                             .map_or(CheckRunStatus::Unknown("UNKNOWN".into()), |s| CheckRunStatus::parse(s.as_str())),
                         non_compliant: c.non_compliant_resources_count().unwrap_or(0),
+                        suppressed: c.suppressed_non_compliant_resources_count().unwrap_or(0),
                         total: c.total_resources_count().unwrap_or(0),
                         error_code: c.error_code().map(str::to_owned),
                         message: c.message().map(str::to_owned),
@@ -208,6 +209,24 @@ impl AuditReader for IotAuditReader {
                     task_type: t
                         .task_type()
                         .map_or(TaskType::Unknown("UNKNOWN".into()), |s| TaskType::parse(s.as_str())),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_suppressions(&self) -> Result<Vec<SuppressionInfo>, PortError> {
+        let mut pages = self.client.list_audit_suppressions().max_results(250).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListAuditSuppressions", e))?;
+            for s in page.suppressions() {
+                let resource = s.resource_identifier().map(flatten).unwrap_or_default();
+                out.push(SuppressionInfo {
+                    check_name: s.check_name().to_owned(),
+                    resource_key: resource_key(&resource),
+                    description: s.description().map(str::to_owned),
+                    expiration_ms: if s.suppress_indefinitely() == Some(true) { None } else { ms(s.expiration_date()) },
                 });
             }
         }
