@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod settings;
 pub mod setup;
 pub mod summary;
+pub mod suppression;
 pub mod vocabulary;
 pub mod work;
 

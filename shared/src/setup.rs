@@ -9,6 +9,7 @@
 
 use crate::checks::catalog;
 use crate::schedule::Schedule;
+use crate::suppression::{ActualSuppression, DesiredSuppression, SuppressionPlan};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +82,9 @@ pub struct DesiredSetup {
     pub scheduled_audits: BTreeMap<String, AuditDef>,
     pub on_delete: OnDelete,
     pub start_on_demand_audit: bool,
+    /// Audit finding suppressions this stack declares (see [`crate::suppression`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressions: Vec<DesiredSuppression>,
 }
 
 /// One check's actual state.
@@ -108,6 +112,9 @@ pub struct ActualSetup {
     /// Scheduled audit name → ARN.
     #[serde(default)]
     pub audit_arns: BTreeMap<String, String>,
+    /// Every suppression of the account, by [`crate::suppression::suppression_key`].
+    #[serde(default)]
+    pub suppressions: BTreeMap<String, ActualSuppression>,
 }
 
 /// What config-sync remembers per stack: the last applied desired setup and the audits it owns.
@@ -116,6 +123,9 @@ pub struct ActualSetup {
 pub struct SetupRecord {
     pub desired: DesiredSetup,
     pub owned: BTreeSet<String>,
+    /// Suppressions this stack created (by key): suppressions have no ARN to tag.
+    #[serde(default)]
+    pub owned_suppressions: BTreeSet<String>,
     pub physical_id: String,
     /// Epoch milliseconds.
     pub applied_at: i64,
@@ -152,6 +162,20 @@ pub enum Step {
     StartOnDemandAudit {
         checks: Vec<String>,
     },
+    /// CreateAuditSuppression.
+    CreateSuppression {
+        suppression: DesiredSuppression,
+    },
+    /// UpdateAuditSuppression: the declared expiry (or indefinitely) and reason.
+    UpdateSuppression {
+        suppression: DesiredSuppression,
+    },
+    /// DeleteAuditSuppression.
+    #[serde(rename_all = "camelCase")]
+    DeleteSuppression {
+        check_name: String,
+        resource: BTreeMap<String, String>,
+    },
 }
 
 /// An ordered, validated plan.
@@ -163,9 +187,25 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Audits this stack owns once the plan ran.
     pub owned_after: BTreeSet<String>,
+    /// Suppressions this stack owns once the plan ran.
+    #[serde(default)]
+    pub owned_suppressions_after: BTreeSet<String>,
 }
 
 impl Plan {
+    /// Adds the suppression steps after the configuration and audit steps (a suppression
+    /// needs its check enabled) and before checks are disabled or an audit is started.
+    pub fn add_suppressions(&mut self, s: SuppressionPlan) {
+        let at = self
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::DisableChecks { .. } | Step::StartOnDemandAudit { .. }))
+            .unwrap_or(self.steps.len());
+        self.steps.splice(at..at, s.steps);
+        self.warnings.extend(s.warnings);
+        self.owned_suppressions_after = s.owned_after;
+    }
+
     /// True when nothing needs to change (ignoring a requested on-demand audit).
     pub fn is_noop(&self) -> bool {
         self.steps.iter().all(|s| matches!(s, Step::StartOnDemandAudit { .. }))
@@ -231,7 +271,7 @@ fn check_name(field: &str, v: &Value) -> Result<String, SetupError> {
 /// The properties CloudFormation sends in `ResourceProperties`: the custom resource's own
 /// (`ServiceToken`, `ServiceTimeout`, which CloudFormation passes along and config-sync ignores)
 /// and the audit setup's.
-const PROPERTIES: [&str; 9] = [
+const PROPERTIES: [&str; 10] = [
     "ServiceToken",
     "ServiceTimeout",
     "AuditRoleArn",
@@ -241,6 +281,7 @@ const PROPERTIES: [&str; 9] = [
     "ScheduledAudits",
     "OnDelete",
     "StartOnDemandAudit",
+    "Suppressions",
 ];
 
 /// Parses the custom resource's properties (CloudFormation passes scalars as strings).
@@ -361,6 +402,7 @@ pub fn parse_desired(props: &Value) -> Result<DesiredSetup, SetupError> {
             return Err(err(format!("{field}.Name"), format!("'{name}' is listed twice")));
         }
     }
+    let suppressions = crate::suppression::parse(p.get("Suppressions"), &checks)?;
     Ok(DesiredSetup {
         audit_role_arn: role.to_owned(),
         checks,
@@ -369,6 +411,7 @@ pub fn parse_desired(props: &Value) -> Result<DesiredSetup, SetupError> {
         scheduled_audits,
         on_delete,
         start_on_demand_audit: as_bool("StartOnDemandAudit", p.get("StartOnDemandAudit"), false)?,
+        suppressions,
     })
 }
 
@@ -583,8 +626,14 @@ mod tests {
 
     #[test]
     fn plan_from_an_empty_account_is_ordered() {
-        let d = parse_desired(&props()).unwrap();
-        let p = plan_apply(&ActualSetup::default(), &d, &BTreeSet::new(), true, 5).unwrap();
+        let mut with_suppression = props();
+        with_suppression["Suppressions"] = json!([{ "Check": "LOGGING_DISABLED_CHECK",
+            "Resource": { "account": "123456789012" }, "Reason": "logging goes elsewhere", "Indefinite": "true" }]);
+        let d = parse_desired(&with_suppression).unwrap();
+        let mut p = plan_apply(&ActualSetup::default(), &d, &BTreeSet::new(), true, 5).unwrap();
+        let now = 1_768_435_200_000;
+        p.add_suppressions(crate::suppression::plan(&BTreeMap::new(), &d.suppressions, &BTreeSet::new(), now).unwrap());
+        assert_eq!(p.owned_suppressions_after.len(), 1);
         let kinds: Vec<&str> = p
             .steps
             .iter()
@@ -595,9 +644,12 @@ mod tests {
                 Step::DeleteAudit { .. } => "delete",
                 Step::DisableChecks { .. } => "disable",
                 Step::StartOnDemandAudit { .. } => "start",
+                Step::CreateSuppression { .. } | Step::UpdateSuppression { .. } | Step::DeleteSuppression { .. } => {
+                    "suppress"
+                }
             })
             .collect();
-        assert_eq!(kinds, ["configure", "create", "start"]);
+        assert_eq!(kinds, ["configure", "create", "suppress", "start"], "suppressions once their check is enabled");
         assert!(p.owned_after.contains("daily"));
     }
 

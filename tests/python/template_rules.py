@@ -31,6 +31,9 @@ STAR_ONLY_ACTIONS = {
     "iot:ListScheduledAudits",
     "iot:StartOnDemandAuditTask",
     "iot:ListAuditSuppressions",
+    "iot:CreateAuditSuppression",
+    "iot:UpdateAuditSuppression",
+    "iot:DeleteAuditSuppression",
 }
 FUNCTION_TIMEOUT_DEFAULT = 3
 LAMBDA_ASYNC_RETRIES = 2

@@ -94,6 +94,12 @@ impl Env {
         serde_json::from_str(&new[0].2).unwrap()
     }
 
+    /// The daily drift check of this stack.
+    async fn drift_check(&self) -> Value {
+        let event = json!({ "driftCheck": { "stackId": self.stack } });
+        handler::handle(self.syncer.clone(), &self.responder, event, Duration::from_secs(60)).await.unwrap()
+    }
+
     /// A daily scheduled audit of `check` created outside the stack.
     async fn create_foreign_audit(&self, name: &str, check: &str) {
         self.iot
@@ -338,14 +344,7 @@ async fn drift_is_reported_and_repaired() {
     let env = Env::new(true, 3).await;
     let p = props(&[A, B], json!([{ "Name": "daily", "Frequency": "DAILY", "TargetChecks": [A] }]), json!({}));
     assert_eq!(env.send("Create", "c", p).await["Status"], "SUCCESS");
-    let out = handler::handle(
-        env.syncer.clone(),
-        &env.responder,
-        json!({ "driftCheck": { "stackId": env.stack } }),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let out = env.drift_check().await;
     assert_eq!(out["drift"], json!([]));
     // Someone disables B and deletes the audit in the console.
     env.iot.delete_scheduled_audit().scheduled_audit_name("daily").send().await.unwrap();
@@ -355,14 +354,7 @@ async fn drift_is_reported_and_repaired() {
         .send()
         .await
         .unwrap();
-    let out = handler::handle(
-        env.syncer.clone(),
-        &env.responder,
-        json!({ "driftCheck": { "stackId": env.stack } }),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let out = env.drift_check().await;
     let found: Vec<String> = serde_json::from_value(out["drift"].clone()).unwrap();
     assert!(found.iter().any(|f| f.contains(B)), "{found:?}");
     assert!(found.iter().any(|f| f.contains("'daily' is missing")), "{found:?}");
@@ -384,4 +376,89 @@ async fn drift_is_reported_and_repaired() {
     assert_eq!(dry["plan"]["steps"][0]["step"], "configure");
     assert!(dry["plan"]["steps"].as_array().unwrap().iter().any(|s| s["step"] == "deleteAudit"));
     assert_eq!(env.enabled().await, [A, B], "a dry run changes nothing");
+}
+
+/// The account's suppressions: check#resource → description.
+async fn suppressions(env: &Env) -> std::collections::BTreeMap<String, String> {
+    let out = env.iot.list_audit_suppressions().max_results(250).send().await.unwrap();
+    out.suppressions()
+        .iter()
+        .map(|s| {
+            let r = s.resource_identifier().unwrap();
+            let id = r
+                .device_certificate_id()
+                .map(str::to_owned)
+                .or_else(|| r.policy_version_identifier().and_then(|p| p.policy_name()).map(str::to_owned))
+                .unwrap_or_default();
+            (format!("{}#{}", s.check_name(), &id[..id.len().min(8)]), s.description().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn suppressions_as_code_touch_only_their_own() {
+    let env = Env::new(true, 3).await;
+    let (a, f) = ("a".repeat(64), "f".repeat(64));
+    let s1 = json!({ "Check": A, "Resource": { "deviceCertificateId": a }, "Reason": "lab rack 3 (SEC-142)", "Expires": "2027-06-30" });
+    let s2 = json!({ "Check": C, "Resource": { "policyVersionIdentifier": { "policyName": "debug", "policyVersionId": "3" } },
+        "Reason": "broad on purpose", "Indefinite": "true" });
+    let r = env.send("Create", "s-1", props(&[A, C], json!([]), json!({ "Suppressions": [s1, s2] }))).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert_eq!(r["Data"]["Suppressions"], "2");
+    let have = suppressions(&env).await;
+    assert_eq!(have.len(), 2, "{have:?}");
+    assert_eq!(have[&format!("{A}#aaaaaaaa")], "lab rack 3 (SEC-142)");
+    // One made by hand, which the template then also declares: left alone, reported.
+    env.iot
+        .create_audit_suppression()
+        .check_name(A)
+        .resource_identifier(aws_sdk_iot::types::ResourceIdentifier::builder().device_certificate_id(&f).build())
+        .description("made in the console")
+        .suppress_indefinitely(true)
+        .send()
+        .await
+        .unwrap();
+    let s1b = json!({ "Check": A, "Resource": { "deviceCertificateId": a }, "Reason": "lab rack 3, re-flash slipped (SEC-150)", "Expires": "2027-09-30" });
+    let s3 =
+        json!({ "Check": A, "Resource": { "deviceCertificateId": f }, "Reason": "ours now?", "Indefinite": "true" });
+    let r = env
+        .send("Update", "s-2", props(&[A, C], json!([]), json!({ "Suppressions": [s1b.clone(), s3.clone()] })))
+        .await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert!(r["Data"]["Warnings"].as_str().unwrap().contains("not this stack's"), "{r}");
+    let have = suppressions(&env).await;
+    assert_eq!(have.len(), 2, "the removed one deleted: {have:?}");
+    assert_eq!(have[&format!("{A}#aaaaaaaa")], "lab rack 3, re-flash slipped (SEC-150)", "updated");
+    assert_eq!(have[&format!("{A}#ffffffff")], "made in the console", "never touched");
+    // Validation names the entry before anything is touched.
+    let bad = json!({ "Check": A, "Resource": { "clientId": "thing-1" }, "Reason": "x", "Indefinite": "true" });
+    let r = env.send("Update", "s-3", props(&[A, C], json!([]), json!({ "Suppressions": [s1b.clone(), bad] }))).await;
+    assert_eq!(r["Status"], "FAILED");
+    assert!(r["Reason"].as_str().unwrap().contains("Suppressions[1].Resource"), "{r}");
+    let past = json!({ "Check": A, "Resource": { "deviceCertificateId": a }, "Reason": "x", "Expires": "2020-01-01" });
+    let r = env.send("Update", "s-4", props(&[A, C], json!([]), json!({ "Suppressions": [past] }))).await;
+    assert!(r["Reason"].as_str().unwrap().contains("Suppressions[0].Expires"), "{r}");
+    assert_eq!(suppressions(&env).await.len(), 2, "nothing changed by failed requests");
+
+    // Drift: ours deleted by hand is reported and restored (auto-repair); the overlap is reported.
+    env.iot
+        .delete_audit_suppression()
+        .check_name(A)
+        .resource_identifier(aws_sdk_iot::types::ResourceIdentifier::builder().device_certificate_id(&a).build())
+        .send()
+        .await
+        .unwrap();
+    let out = env.drift_check().await;
+    let found: Vec<String> = serde_json::from_value(out["drift"].clone()).unwrap();
+    assert!(found.iter().any(|l| l.contains("is missing")), "{found:?}");
+    assert!(found.iter().any(|l| l.contains("does not own")), "{found:?}");
+    assert_eq!(out["repaired"], true);
+    assert_eq!(suppressions(&env).await[&format!("{A}#aaaaaaaa")], "lab rack 3, re-flash slipped (SEC-150)");
+
+    // Stack deletion removes ours only.
+    let r = env.send("Delete", "s-5", props(&[A, C], json!([]), json!({ "Suppressions": [s1b, s3] }))).await;
+    assert_eq!(r["Status"], "SUCCESS", "{r}");
+    assert_eq!(r["Data"]["DeletedSuppressions"], "1");
+    let have = suppressions(&env).await;
+    assert_eq!(have.keys().collect::<Vec<_>>(), [&format!("{A}#ffffffff")]);
 }

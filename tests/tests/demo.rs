@@ -32,6 +32,9 @@ fn local_stack_demo_reaches_the_second_digest() {
     assert!(stdout.contains("Compared with the previous run"), "the second digest compares: {stdout}");
     assert!(stdout.contains("Resolved findings ("), "the fleet drifted: {stdout}");
     assert_eq!(stdout.matches("stored: TASK#").count(), 2);
+    assert!(stdout.contains("suppressions now: 5"), "config-sync created the five suppressions: {stdout}");
+    assert!(stdout.contains("Muted (suppressed in Device Defender; in none of the counts above): "), "{stdout}");
+    assert!(stdout.contains("Suppressions expiring within 7 days"), "{stdout}");
     assert!(stdout.contains("--- Chat digest"), "the chat topic got a digest: {stdout}");
     assert!(stdout.contains("\"source\": \"custom\"") && stdout.contains("\"textType\": \"client-markdown\""));
     // The functions' own log lines, prefixed with their name, still JSON.

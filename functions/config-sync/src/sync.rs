@@ -4,7 +4,8 @@
 use crate::config::Config;
 use audit_shared::drift_report::drift_report;
 use audit_shared::ports::{AuditSetupApi, DigestPublisher, PortError, SetupStore, StepResult};
-use audit_shared::setup::{self, DesiredSetup, Plan, SetupError, SetupRecord, Step};
+use audit_shared::setup::{self, DesiredSetup, OnDelete, Plan, SetupError, SetupRecord, Step};
+use audit_shared::suppression::{self, suppression_key};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,9 +58,21 @@ where
             Some(stack) => self.store.load(stack).await?.map(|r| r.owned).unwrap_or_default(),
             None => BTreeSet::new(),
         };
+        let owned_suppressions = match stack {
+            Some(stack) => self.store.load(stack).await?.map(|r| r.owned_suppressions).unwrap_or_default(),
+            None => BTreeSet::new(),
+        };
         let actual = self.api.read().await?;
-        let plan = setup::plan_apply(&actual, &desired, &owned, false, self.config.max_audits)?;
-        Ok(json!({ "dryRun": true, "plan": plan, "drift": setup::drift(&actual, &desired) }))
+        let mut plan = setup::plan_apply(&actual, &desired, &owned, false, self.config.max_audits)?;
+        plan.add_suppressions(suppression::plan(
+            &actual.suppressions,
+            &desired.suppressions,
+            &owned_suppressions,
+            now_ms(),
+        )?);
+        let mut drift = setup::drift(&actual, &desired);
+        drift.extend(suppression::drift(&actual.suppressions, &desired.suppressions, &owned_suppressions, now_ms()));
+        Ok(json!({ "dryRun": true, "plan": plan, "drift": drift }))
     }
 
     /// Plans and applies `desired`; records ownership as audits are created. `start_for` is
@@ -75,16 +88,24 @@ where
         let mut record = self.store.load(stack).await?.unwrap_or(SetupRecord {
             desired: desired.clone(),
             owned: BTreeSet::new(),
+            owned_suppressions: BTreeSet::new(),
             physical_id: physical.to_owned(),
             applied_at: now_ms(),
         });
-        let plan = setup::plan_apply(&actual, desired, &record.owned, start_for.is_some(), self.config.max_audits)?;
+        let mut plan = setup::plan_apply(&actual, desired, &record.owned, start_for.is_some(), self.config.max_audits)?;
+        plan.add_suppressions(suppression::plan(
+            &actual.suppressions,
+            &desired.suppressions,
+            &record.owned_suppressions,
+            now_ms(),
+        )?);
         for w in &plan.warnings {
             warn!("{w}");
         }
         let task_id = self.execute(stack, &plan, &mut record, start_for).await?;
         record.desired = desired.clone();
         record.owned = plan.owned_after.clone();
+        record.owned_suppressions = plan.owned_suppressions_after.clone();
         record.applied_at = now_ms();
         self.store.save(stack, &record).await?;
         let after = self.api.read().await?;
@@ -95,6 +116,7 @@ where
             ("ScheduledAuditArns".to_owned(), arns.join(",")),
             ("OnDemandTaskId".to_owned(), task_id.unwrap_or_default()),
             ("Steps".to_owned(), plan.steps.len().to_string()),
+            ("Suppressions".to_owned(), record.owned_suppressions.len().to_string()),
             ("Warnings".to_owned(), plan.warnings.join("; ")),
         ]))
     }
@@ -131,6 +153,14 @@ where
                 record.owned.remove(name);
                 self.store.save(stack, record).await?;
             }
+            if let Step::CreateSuppression { suppression } = step {
+                record.owned_suppressions.insert(suppression.key());
+                self.store.save(stack, record).await?;
+            }
+            if let Step::DeleteSuppression { check_name, resource } = step {
+                record.owned_suppressions.remove(&suppression_key(check_name, resource));
+                self.store.save(stack, record).await?;
+            }
         }
         Ok(task)
     }
@@ -142,10 +172,18 @@ where
             return Ok(HashMap::new());
         };
         let actual = self.api.read().await?;
-        let plan = setup::plan_delete(&actual, &record.owned, record.desired.on_delete);
+        let mut plan = setup::plan_delete(&actual, &record.owned, record.desired.on_delete);
+        let audits = plan.steps.len();
+        if record.desired.on_delete == OnDelete::DeleteOwnedAudits {
+            plan.steps.extend(suppression::plan_delete(&actual.suppressions, &record.owned_suppressions));
+        }
+        let suppressions = plan.steps.len() - audits;
         self.execute(stack, &plan, &mut record, None).await?;
         self.store.forget(stack).await?;
-        Ok(HashMap::from([("DeletedAudits".to_owned(), plan.steps.len().to_string())]))
+        Ok(HashMap::from([
+            ("DeletedAudits".to_owned(), audits.to_string()),
+            ("DeletedSuppressions".to_owned(), suppressions.to_string()),
+        ]))
     }
 
     /// Compares the account with the last applied setup; reports and optionally repairs drift.
@@ -154,16 +192,37 @@ where
             return Ok(json!({ "drift": [], "note": "no setup applied for this stack yet" }));
         };
         let actual = self.api.read().await?;
-        let found = setup::drift(&actual, &record.desired);
+        let mut found = setup::drift(&actual, &record.desired);
+        found.extend(suppression::drift(
+            &actual.suppressions,
+            &record.desired.suppressions,
+            &record.owned_suppressions,
+            now_ms(),
+        ));
         if found.is_empty() {
             info!(stack, "no drift");
             return Ok(json!({ "drift": [] }));
         }
         let mut repaired = false;
         if self.config.drift_auto_repair {
-            let plan = setup::plan_apply(&actual, &record.desired, &record.owned, false, self.config.max_audits)?;
+            let mut plan = setup::plan_apply(&actual, &record.desired, &record.owned, false, self.config.max_audits)?;
+            // Declared suppressions past their date are not renewed by a repair.
+            let live: Vec<_> = record
+                .desired
+                .suppressions
+                .iter()
+                .filter(|s| s.expires_ms.is_none_or(|e| e > now_ms()))
+                .cloned()
+                .collect();
+            plan.add_suppressions(suppression::plan(
+                &actual.suppressions,
+                &live,
+                &record.owned_suppressions,
+                now_ms(),
+            )?);
             self.execute(stack, &plan, &mut record, None).await?;
             record.owned = plan.owned_after;
+            record.owned_suppressions = plan.owned_suppressions_after;
             self.store.save(stack, &record).await?;
             repaired = true;
         }

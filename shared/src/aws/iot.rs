@@ -216,22 +216,67 @@ impl AuditReader for IotAuditReader {
     }
 
     async fn list_suppressions(&self) -> Result<Vec<SuppressionInfo>, PortError> {
-        let mut pages = self.client.list_audit_suppressions().max_results(250).into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ListAuditSuppressions", e))?;
-            for s in page.suppressions() {
-                let resource = s.resource_identifier().map(flatten).unwrap_or_default();
-                out.push(SuppressionInfo {
-                    check_name: s.check_name().to_owned(),
-                    resource_key: resource_key(&resource),
-                    description: s.description().map(str::to_owned),
-                    expiration_ms: if s.suppress_indefinitely() == Some(true) { None } else { ms(s.expiration_date()) },
-                });
-            }
-        }
-        Ok(out)
+        Ok(all_suppressions(&self.client)
+            .await?
+            .into_iter()
+            .map(|s| SuppressionInfo {
+                resource_key: resource_key(&s.resource),
+                check_name: s.check_name,
+                description: s.description,
+                expiration_ms: s.expires_ms,
+            })
+            .collect())
     }
+}
+
+/// ListAuditSuppressions, every page, resource identifiers flattened.
+async fn all_suppressions(client: &aws_sdk_iot::Client) -> Result<Vec<ActualSuppression>, PortError> {
+    let mut pages = client.list_audit_suppressions().max_results(250).into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("ListAuditSuppressions", e))?;
+        for s in page.suppressions() {
+            out.push(ActualSuppression {
+                check_name: s.check_name().to_owned(),
+                resource: s.resource_identifier().map(flatten).unwrap_or_default(),
+                description: s.description().map(str::to_owned),
+                expires_ms: if s.suppress_indefinitely() == Some(true) { None } else { ms(s.expiration_date()) },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The SDK's resource identifier from a flattened one (the inverse of [`flatten`]).
+pub fn unflatten(m: &BTreeMap<String, String>) -> ResourceIdentifier {
+    let get = |k: &str| m.get(k).cloned();
+    let mut b = ResourceIdentifier::builder()
+        .set_device_certificate_id(get("deviceCertificateId"))
+        .set_ca_certificate_id(get("caCertificateId"))
+        .set_cognito_identity_pool_id(get("cognitoIdentityPoolId"))
+        .set_client_id(get("clientId"))
+        .set_account(get("account"))
+        .set_iam_role_arn(get("iamRoleArn"))
+        .set_role_alias_arn(get("roleAliasArn"))
+        .set_device_certificate_arn(get("deviceCertificateArn"));
+    if m.keys().any(|k| k.starts_with("policyVersionIdentifier.")) {
+        b = b.policy_version_identifier(
+            aws_sdk_iot::types::PolicyVersionIdentifier::builder()
+                .set_policy_name(get("policyVersionIdentifier.policyName"))
+                .set_policy_version_id(get("policyVersionIdentifier.policyVersionId"))
+                .build(),
+        );
+    }
+    if m.keys().any(|k| k.starts_with("issuerCertificateIdentifier.")) {
+        b = b.issuer_certificate_identifier(
+            aws_sdk_iot::types::IssuerCertificateIdentifier::builder()
+                .set_issuer_certificate_subject(get("issuerCertificateIdentifier.issuerCertificateSubject"))
+                .set_issuer_id(get("issuerCertificateIdentifier.issuerId"))
+                .set_issuer_certificate_serial_number(get("issuerCertificateIdentifier.issuerCertificateSerialNumber"))
+                .build(),
+        );
+    }
+    b.build()
 }
 
 /// [`AuditSetupApi`] over `aws-sdk-iot`.
@@ -248,6 +293,7 @@ impl IotAuditSetup {
 
 use crate::ports::{AuditSetupApi, StepResult};
 use crate::setup::{ActualSetup, AuditDef, CheckState, NotificationTarget, Step};
+use crate::suppression::{suppression_key, ActualSuppression};
 use aws_sdk_iot::types::{
     AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType, ConfigName,
     DayOfWeek as SdkDayOfWeek, Tag,
@@ -327,11 +373,51 @@ impl AuditSetupApi for IotAuditSetup {
                 actual.audits.insert(name.clone(), def);
             }
         }
+        for s in all_suppressions(&self.client).await? {
+            actual.suppressions.insert(suppression_key(&s.check_name, &s.resource), s);
+        }
         Ok(actual)
     }
 
     async fn apply(&self, step: &Step, tags: &[(String, String)]) -> Result<StepResult, PortError> {
         match step {
+            Step::CreateSuppression { suppression: s } => {
+                // The SDK fills clientRequestToken (an idempotency token) itself.
+                self.client
+                    .create_audit_suppression()
+                    .check_name(&s.check_name)
+                    .resource_identifier(unflatten(&s.resource))
+                    .description(&s.reason)
+                    .set_expiration_date(s.expires_ms.map(DateTime::from_millis))
+                    .suppress_indefinitely(s.expires_ms.is_none())
+                    .send()
+                    .await
+                    .map_err(|e| classify("CreateAuditSuppression", e))?;
+                Ok(StepResult::Done)
+            }
+            Step::UpdateSuppression { suppression: s } => {
+                self.client
+                    .update_audit_suppression()
+                    .check_name(&s.check_name)
+                    .resource_identifier(unflatten(&s.resource))
+                    .description(&s.reason)
+                    .set_expiration_date(s.expires_ms.map(DateTime::from_millis))
+                    .suppress_indefinitely(s.expires_ms.is_none())
+                    .send()
+                    .await
+                    .map_err(|e| classify("UpdateAuditSuppression", e))?;
+                Ok(StepResult::Done)
+            }
+            Step::DeleteSuppression { check_name, resource } => {
+                self.client
+                    .delete_audit_suppression()
+                    .check_name(check_name)
+                    .resource_identifier(unflatten(resource))
+                    .send()
+                    .await
+                    .map_err(|e| classify("DeleteAuditSuppression", e))?;
+                Ok(StepResult::Done)
+            }
             Step::Configure { role_arn, enable, notification } => {
                 let mut req = self.client.update_account_audit_configuration().set_role_arn(role_arn.clone());
                 for (check, config) in enable {

@@ -231,12 +231,21 @@ async fn main() {
         fail("config-sync did not succeed");
     }
 
-    // 2 and 3. Two scheduled runs, the fleet drifting in between.
-    let mut tasks = Vec::new();
+    // 2 to 4. Two scheduled runs, the fleet drifting in between; before the second, a few
+    // findings are muted as code (config-sync Update with Suppressions).
+    let mut tasks: Vec<String> = Vec::new();
     for (n, what) in [
         (2, "Run the scheduled audit (advance the emulator's clock to its next run)"),
-        (3, "Let the fleet drift and run the next scheduled audit"),
+        (4, "Let the fleet drift and run the next scheduled audit"),
     ] {
+        if n == 4 {
+            step(
+                3,
+                "Mute five shared-certificate findings as code: config-sync Update with Suppressions (reason, expiry)",
+            );
+            let muted = mute_as_code(&c, &cfn, &functions["config-sync"], &audit_topic, &tasks[0]).await;
+            println!("    CloudFormation response: {}; suppressions now: {muted}", cfn_status(&cfn));
+        }
         step(n, what);
         let r = admin(&url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
         let task =
@@ -245,13 +254,13 @@ async fn main() {
             "    task {task} ended at {}; notification → audit-notification …",
             r["nowIso"].as_str().unwrap_or("")
         );
-        let digests = wait_for_digests(&url, &digest_topic, n - 1).await;
-        println!("    digest published: {}", digests[n - 2]["subject"].as_str().unwrap_or(""));
+        let digests = wait_for_digests(&url, &digest_topic, tasks.len() + 1).await;
+        println!("    digest published: {}", digests[tasks.len()]["subject"].as_str().unwrap_or(""));
         tasks.push(task);
     }
 
-    // 4. The digests and what is stored.
-    step(4, "The digests (from the emulator's SNS outbox) and what is stored");
+    // 5. The digests and what is stored.
+    step(5, "The digests (from the emulator's SNS outbox) and what is stored");
     for d in outbox(&url, &digest_topic).await {
         println!("\n--- Subject: {}\n{}", d["subject"].as_str().unwrap_or(""), d["message"].as_str().unwrap_or(""));
     }
@@ -270,4 +279,57 @@ async fn main() {
     }
     functions.values().for_each(Function::stop);
     println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());
+}
+
+/// The status of the last answer CloudFormation got.
+fn cfn_status(cfn: &Recorder) -> String {
+    let last: Value =
+        serde_json::from_str(&cfn.requests().last().map(|r| r.2.clone()).unwrap_or_default()).unwrap_or(Value::Null);
+    format!("{} {}", last["Status"], last["Reason"])
+}
+
+/// Sends config-sync the CloudFormation Update that adds five suppressions (expiring in five
+/// days) of `task`'s first shared-certificate findings; returns how many suppressions there are.
+async fn mute_as_code(
+    c: &audit_notification::Clients,
+    cfn: &Recorder,
+    config_sync: &Function,
+    audit_topic: &str,
+    task: &str,
+) -> usize {
+    let check = "DEVICE_CERTIFICATE_SHARED_CHECK";
+    let found = c.iot.list_audit_findings().task_id(task).check_name(check).max_results(5).send().await;
+    let found = found.unwrap_or_else(|e| fail(format!("ListAuditFindings: {e}")));
+    let expires = (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let entries: Vec<Value> = found
+        .findings()
+        .iter()
+        .filter_map(|f| f.non_compliant_resource()?.resource_identifier()?.device_certificate_id())
+        .map(|id| {
+            json!({ "Check": check, "Resource": { "deviceCertificateId": id },
+                    "Reason": "Lab rack 3 shares a test certificate until the re-flash (SEC-142)", "Expires": expires })
+        })
+        .collect();
+    // The template's setup as step 1 applied it, plus the Suppressions property.
+    let mut update: Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace().join("events/config-sync.cfn-create.json")).unwrap())
+            .unwrap();
+    let created: Value =
+        serde_json::from_str(&cfn.requests().first().map(|r| r.2.clone()).unwrap_or_default()).unwrap_or(Value::Null);
+    update["RequestType"] = json!("Update");
+    update["RequestId"] = json!(format!("{}-mute", update["RequestId"].as_str().unwrap_or("demo")));
+    update["ResponseURL"] = json!(format!("{}/cloudformation-response", cfn.url));
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    update["ResourceProperties"]["NotificationTarget"]["TopicArn"] = json!(audit_topic);
+    update["ResourceProperties"]["StartOnDemandAudit"] = json!("false");
+    update["OldResourceProperties"] = update["ResourceProperties"].clone();
+    update["ResourceProperties"]["Suppressions"] = json!(entries);
+    config_sync
+        .api
+        .invoke(update, Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| fail(format!("config-sync: {e}")));
+    let listed =
+        c.iot.list_audit_suppressions().send().await.unwrap_or_else(|e| fail(format!("ListAuditSuppressions: {e}")));
+    listed.suppressions().len()
 }
