@@ -32,6 +32,8 @@ pub const MAX_KEYWORDS: usize = 10;
 pub const MAX_KEYWORD_CHARS: usize = 75;
 /// New findings listed at most in the description (the rest are counted).
 pub const MAX_LISTED_IN_CHAT: usize = 10;
+/// Expiring suppressions listed at most in the description.
+pub const MAX_EXPIRING_IN_CHAT: usize = 3;
 /// `metadata.eventType` of every chat digest.
 pub const EVENT_TYPE: &str = "DeviceDefenderAuditDigest";
 
@@ -159,6 +161,17 @@ fn description(d: &Digest) -> String {
             "*{} suppression(s) expire within 7 days*: renew them or fix the findings",
             s.expiring.len()
         );
+        for e in s.expiring.iter().take(MAX_EXPIRING_IN_CHAT) {
+            let day = chrono::DateTime::from_timestamp_millis(e.expires_at)
+                .map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string());
+            let _ = writeln!(
+                head,
+                "• {} `{}` expires {day}: {}",
+                e.check_name,
+                cut(&e.resource_key, 48),
+                cut(e.reason.as_deref().unwrap_or("no reason given"), 120)
+            );
+        }
     }
     let failed: Vec<_> = d.checks.iter().filter(|c| c.status == CheckRunStatus::Failed.as_str()).collect();
     if !failed.is_empty() {
@@ -273,5 +286,23 @@ mod tests {
         );
         assert!(n.content.next_steps[0].starts_with("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK: "));
         assert!(render_chat(&d).len() < 16 * 1024);
+    }
+
+    #[test]
+    fn expiring_suppressions_are_named_with_their_reason() {
+        let mut d = build(&summary("t", 3, false), None, changes(&[1], &[], 0), "us-east-1");
+        let soon = d.task_start_time + 86_400_000;
+        let info = |k: &str| crate::ports::SuppressionInfo {
+            check_name: "DEVICE_CERTIFICATE_SHARED_CHECK".into(),
+            resource_key: format!("deviceCertificateId={k}"),
+            description: Some("lab rack 3 (SEC-142)".into()),
+            expiration_ms: Some(soon),
+        };
+        let start = d.task_start_time;
+        crate::digest::add_suppressions(&mut d, Ok((0..5).map(|i| info(&i.to_string())).collect()), start);
+        let desc = chat_notification(&d).content.description;
+        assert!(desc.contains("*5 suppression(s) expire within 7 days*"), "{desc}");
+        assert_eq!(desc.matches("lab rack 3 (SEC-142)").count(), MAX_EXPIRING_IN_CHAT, "{desc}");
+        assert!(desc.contains("`deviceCertificateId=0` expires 2026-01-17"), "{desc}");
     }
 }

@@ -1,15 +1,11 @@
-//! [`TaskStore`] over `aws-sdk-dynamodb`: the single-table design.
-//!
-//! | item | pk | sk | notes |
-//! |---|---|---|---|
-//! | task summary | `TASK#<taskId>` | `SUMMARY` | outline, ingest state and per-check progress, lease, digest state, counts |
-//! | finding | `TASK#<taskId>` | `FINDING#<check>#<resourceKey>` | one per check + resource; GSI `byResource`: `RESOURCE#<resourceKey>` / `<startMs>#<taskId>#<check>` |
-//! | digest | `TASK#<taskId>` | `DIGEST` | the digest as JSON attributes |
-//! | run history | `AUDIT#<scheduledAuditName or ~on-demand>` | `RUN#<startMs, 13 digits>#<taskId>` | one per ingested task: find the previous run |
-//!
-//! Every item carries `expiresAt` (epoch seconds, the table's TTL attribute).
+//! [`crate::ports::TaskStore`] over `aws-sdk-dynamodb`: task summaries, findings, digests and
+//! run history (items described in the module above).
 
-use super::classify;
+use super::{
+    expires_in, finding_sk, from_item, is_condition_failed, key, n, put, run_sk, s, task_pk, to_attr, to_item, Item,
+    QUERY_PAGE_LIMIT,
+};
+use crate::aws::classify;
 use crate::digest::Digest;
 use crate::finding::Finding;
 use crate::ports::{Claim, Cursor, PortError, StoredKey, TaskStore};
@@ -18,18 +14,7 @@ use crate::vocabulary::Severity;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, WriteRequest};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-type Item = HashMap<String, AttributeValue>;
-
-/// Name of the GSI over resources.
-pub const RESOURCE_INDEX: &str = "byResource";
-
-/// Items asked for per Query page when walking a task's findings. DynamoDB stops a page at
-/// 1 MB (about 1,800 finding items) whatever the limit, so in AWS this changes nothing; DynamoDB
-/// Local, without a limit, materialises every remaining item of the partition for each page
-/// (measured: 10^5 findings took 56 s to walk without it, 6.7 s with it).
-pub const QUERY_PAGE_LIMIT: i32 = 2000;
+use std::time::Duration;
 
 /// The table.
 #[derive(Clone, Debug)]
@@ -37,54 +22,6 @@ pub struct DynamoTaskStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     retention_days: u32,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// `TASK#<taskId>`.
-pub fn task_pk(task_id: &str) -> String {
-    format!("TASK#{task_id}")
-}
-
-/// `FINDING#<check>#<resourceKey>`.
-pub fn finding_sk(check: &str, resource_key: &str) -> String {
-    format!("FINDING#{check}#{resource_key}")
-}
-
-/// `RUN#<startMs>#<taskId>`, sorting by start time.
-pub fn run_sk(start_ms: i64, task_id: &str) -> String {
-    format!("RUN#{start_ms:013}#{task_id}")
-}
-
-/// The key of an item.
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
-/// `expiresAt`: now plus `days`, in epoch seconds (the table's TTL attribute).
-fn expires_in(days: u32) -> AttributeValue {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    n(now + days as i64 * 86_400)
-}
-
-fn to_item<T: serde::Serialize>(v: &T) -> Result<Item, PortError> {
-    serde_dynamo::to_item(v).map_err(|e| PortError::Permanent(format!("cannot encode item: {e}")))
-}
-
-fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, PortError> {
-    serde_dynamo::from_item(item).map_err(|e| PortError::Permanent(format!("cannot decode stored item: {e}")))
-}
-
-fn is_condition_failed<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
-    e: &aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> bool {
-    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }
 
 impl DynamoTaskStore {
@@ -485,161 +422,5 @@ impl TaskStore for DynamoTaskStore {
             .collect();
         let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
         Ok((keys, next))
-    }
-}
-
-/// PutItem, unconditional.
-async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: Item) -> Result<(), PortError> {
-    client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(|e| classify("PutItem", e))?;
-    Ok(())
-}
-
-fn to_attr<T: serde::Serialize>(v: &T) -> Result<AttributeValue, PortError> {
-    serde_dynamo::to_attribute_value(v).map_err(|e| PortError::Permanent(e.to_string()))
-}
-
-/// Creates the table as `template.yaml` declares it (keys, the `byResource` index, on-demand
-/// billing) and enables TTL on `expiresAt`: for local stacks, where no CloudFormation runs.
-/// An existing table is left as it is.
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), PortError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-        ScalarAttributeType, TimeToLiveSpecification,
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("complete")
-    };
-    let key = |name: &str, t: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("complete")
-    };
-    let r = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr("gsi1pk"))
-        .attribute_definitions(attr("gsi1sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(RESOURCE_INDEX)
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .expect("complete"),
-        )
-        .send()
-        .await;
-    match r {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => return Ok(()),
-        Err(e) => return Err(classify("CreateTable", e)),
-    }
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder().attribute_name("expiresAt").enabled(true).build().expect("complete"),
-        )
-        .send()
-        .await
-        .map_err(|e| classify("UpdateTimeToLive", e))?;
-    Ok(())
-}
-
-/// [`crate::ports::SetupStore`] in the same table: `CONFIG#<stackId>` / `STATE` (the record as
-/// JSON), `CONFIG#<stackId>` / `DRIFT#<ms>` (drift records), `CONFIG#START` / `<requestId>`.
-#[derive(Clone, Debug)]
-pub struct DynamoSetupStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    retention_days: u32,
-}
-
-impl DynamoSetupStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention_days: u32) -> Self {
-        DynamoSetupStore { client, table, retention_days }
-    }
-
-    fn now_ms() -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
-    }
-}
-
-impl crate::ports::SetupStore for DynamoSetupStore {
-    async fn load(&self, stack_id: &str) -> Result<Option<crate::setup::SetupRecord>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("CONFIG#{stack_id}"), "STATE")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let json = item
-            .get("record")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| PortError::Permanent("setup record without body".into()))?;
-        serde_json::from_str(json).map(Some).map_err(|e| PortError::Permanent(format!("setup record unreadable: {e}")))
-    }
-
-    async fn save(&self, stack_id: &str, record: &crate::setup::SetupRecord) -> Result<(), PortError> {
-        let mut item = key(format!("CONFIG#{stack_id}"), "STATE");
-        item.insert(
-            "record".into(),
-            s(serde_json::to_string(record).map_err(|e| PortError::Permanent(e.to_string()))?),
-        );
-        item.insert("appliedAt".into(), n(record.applied_at));
-        put(&self.client, &self.table, item).await
-    }
-
-    async fn forget(&self, stack_id: &str) -> Result<(), PortError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("CONFIG#{stack_id}"), "STATE")))
-            .send()
-            .await
-            .map_err(|e| classify("DeleteItem", e))?;
-        Ok(())
-    }
-
-    async fn claim_start(&self, request_id: &str) -> Result<bool, PortError> {
-        let mut item = key("CONFIG#START".into(), request_id);
-        let now = Self::now_ms();
-        item.insert("claimedAt".into(), n(now));
-        item.insert("expiresAt".into(), expires_in(30));
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify("PutItem", e)),
-        }
-    }
-
-    async fn put_drift(&self, stack_id: &str, found: &[String], repaired: bool) -> Result<(), PortError> {
-        let now = Self::now_ms();
-        let mut item = key(format!("CONFIG#{stack_id}"), &format!("DRIFT#{now:013}"));
-        item.insert("differences".into(), AttributeValue::L(found.iter().map(|f| s(f.clone())).collect()));
-        item.insert("repaired".into(), AttributeValue::Bool(repaired));
-        item.insert("detectedAt".into(), n(now));
-        item.insert("expiresAt".into(), expires_in(self.retention_days));
-        put(&self.client, &self.table, item).await
     }
 }
