@@ -29,11 +29,6 @@ pub struct Settings<F: Fn(&str) -> Option<String>> {
     lookup: F,
 }
 
-/// The process environment.
-pub fn from_env() -> Settings<impl Fn(&str) -> Option<String>> {
-    Settings::new(|k: &str| std::env::var(k).ok())
-}
-
 /// A fixed set of variables (for tests and for tools that build a function's environment).
 pub fn from_pairs(pairs: &[(&str, &str)]) -> Settings<impl Fn(&str) -> Option<String>> {
     let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -54,24 +54,23 @@ where
     /// `stack`, the audits that stack owns are taken into account.
     pub async fn dry_run(&self, properties: &Value, stack: Option<&str>) -> Result<Value, SyncError> {
         let desired = setup::parse_desired(properties)?;
-        let owned = match stack {
-            Some(stack) => self.store.load(stack).await?.map(|r| r.owned).unwrap_or_default(),
-            None => BTreeSet::new(),
+        let record = match stack {
+            Some(stack) => self.store.load(stack).await?,
+            None => None,
         };
-        let owned_suppressions = match stack {
-            Some(stack) => self.store.load(stack).await?.map(|r| r.owned_suppressions).unwrap_or_default(),
-            None => BTreeSet::new(),
-        };
+        let (owned, owned_suppressions) =
+            record.map(|r| (r.owned, r.owned_suppressions)).unwrap_or((BTreeSet::new(), BTreeSet::new()));
+        let now = now_ms();
         let actual = self.api.read().await?;
         let mut plan = setup::plan_apply(&actual, &desired, &owned, false, self.config.max_audits)?;
         plan.add_suppressions(suppression::plan(
             &actual.suppressions,
             &desired.suppressions,
             &owned_suppressions,
-            now_ms(),
+            now,
         )?);
         let mut drift = setup::drift(&actual, &desired);
-        drift.extend(suppression::drift(&actual.suppressions, &desired.suppressions, &owned_suppressions, now_ms()));
+        drift.extend(suppression::drift(&actual.suppressions, &desired.suppressions, &owned_suppressions, now));
         Ok(json!({ "dryRun": true, "plan": plan, "drift": drift }))
     }
 
@@ -191,13 +190,14 @@ where
         let Some(mut record) = self.store.load(stack).await? else {
             return Ok(json!({ "drift": [], "note": "no setup applied for this stack yet" }));
         };
+        let now = now_ms();
         let actual = self.api.read().await?;
         let mut found = setup::drift(&actual, &record.desired);
         found.extend(suppression::drift(
             &actual.suppressions,
             &record.desired.suppressions,
             &record.owned_suppressions,
-            now_ms(),
+            now,
         ));
         if found.is_empty() {
             info!(stack, "no drift");
@@ -207,19 +207,9 @@ where
         if self.config.drift_auto_repair {
             let mut plan = setup::plan_apply(&actual, &record.desired, &record.owned, false, self.config.max_audits)?;
             // Declared suppressions past their date are not renewed by a repair.
-            let live: Vec<_> = record
-                .desired
-                .suppressions
-                .iter()
-                .filter(|s| s.expires_ms.is_none_or(|e| e > now_ms()))
-                .cloned()
-                .collect();
-            plan.add_suppressions(suppression::plan(
-                &actual.suppressions,
-                &live,
-                &record.owned_suppressions,
-                now_ms(),
-            )?);
+            let live: Vec<_> =
+                record.desired.suppressions.iter().filter(|s| s.expires_ms.is_none_or(|e| e > now)).cloned().collect();
+            plan.add_suppressions(suppression::plan(&actual.suppressions, &live, &record.owned_suppressions, now)?);
             self.execute(stack, &plan, &mut record, None).await?;
             record.owned = plan.owned_after;
             record.owned_suppressions = plan.owned_suppressions_after;
