@@ -16,6 +16,7 @@ pub mod checks;
 pub mod digest;
 pub mod drift_report;
 pub mod finding;
+pub mod lifecycle;
 pub mod notification;
 pub mod ports;
 pub mod schedule;
