@@ -4,8 +4,10 @@
 use crate::digest::Digest;
 use crate::finding::Finding;
 use crate::setup::{ActualSetup, SetupRecord, Step};
-use crate::summary::{CheckProgress, TaskOutline, TaskSummary};
-use crate::vocabulary::{Severity, TaskStatus, TaskType};
+use crate::lifecycle::OpenEpisode;
+use crate::summary::{CheckProgress, LifecycleState, TaskOutline, TaskSummary};
+use std::collections::BTreeMap;
+use crate::vocabulary::{TaskStatus, TaskType};
 use crate::work::Continuation;
 use std::future::Future;
 
@@ -75,17 +77,6 @@ pub enum Claim {
     Busy { owner: String, until: i64 },
 }
 
-/// A stored finding, as much as a digest comparison needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredKey {
-    pub check_name: String,
-    pub resource_key: String,
-    pub resource_type: String,
-    pub severity: Severity,
-    /// Suppressed in Device Defender when found: muted in digests.
-    pub suppressed: bool,
-}
-
 /// An audit finding suppression, as a digest lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuppressionInfo {
@@ -111,12 +102,6 @@ pub trait TaskStore: Send + Sync {
         now_ms: i64,
         lease_ms: i64,
     ) -> impl Future<Output = Result<Claim, PortError>> + Send;
-    /// Writes finding items (idempotent: the key is task + check + resource).
-    fn put_findings(
-        &self,
-        outline: &TaskOutline,
-        findings: &[Finding],
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Records one check's progress after its page is stored; fails with `LeaseLost` when
     /// `owner` no longer holds the lease. Extends the lease to `lease_until`.
     fn checkpoint(
@@ -157,12 +142,194 @@ pub trait TaskStore: Send + Sync {
         before_ms: i64,
         task_id: &str,
     ) -> impl Future<Output = Result<Option<TaskSummary>, PortError>> + Send;
-    /// One page of a task's stored finding keys.
-    fn finding_keys(
+    /// The latest `n` runs of `stream` started before `before_ms` (any status), newest first.
+    fn recent_runs(
+        &self,
+        stream: &str,
+        before_ms: i64,
+        n: usize,
+    ) -> impl Future<Output = Result<Vec<RunRecord>, PortError>> + Send;
+    /// Records where the task's lifecycle step stands.
+    fn set_lifecycle(
+        &self,
+        task_id: &str,
+        state: LifecycleState,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// One ingested run of an audit stream, as the run history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub task_id: String,
+    pub task_status: TaskStatus,
+    pub task_start_time: i64,
+    /// Open (not muted) findings per severity.
+    pub open: BTreeMap<String, i64>,
+}
+
+/// A finding's episode: when it was first and last seen, when resolved, how often it came back,
+/// with the finding as first seen (its details: reason, related resources …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub stream: String,
+    pub finding: Finding,
+    /// The flattened resource key (`field=value|…`).
+    pub resource_key: String,
+    /// Start of the first run of this episode (epoch ms).
+    pub first_seen: i64,
+    /// Start of the last run that had it, once resolved.
+    pub last_seen: Option<i64>,
+    /// Start of the first run without it; `None` while open.
+    pub resolved_at: Option<i64>,
+    /// Earlier episodes of the same finding, oldest first, as (first seen, resolved at), at most
+    /// [`crate::lifecycle::MAX_EPISODE_HISTORY`].
+    pub history: Vec<(i64, i64)>,
+    /// Times it came back after being resolved (can exceed `history`'s length).
+    pub came_back: u32,
+    /// Muted now (suppressed in Device Defender).
+    pub suppressed: bool,
+    /// Start of the run that last muted or unmuted it.
+    pub muted_changed_at: Option<i64>,
+}
+
+impl Episode {
+    /// The stable hash of check + resource (see [`crate::lifecycle::finding_hash`]).
+    pub fn hash(&self) -> u64 {
+        crate::lifecycle::finding_hash(self.finding.check_name.as_str(), &self.resource_key)
+    }
+
+    /// When the previous episode was resolved, if this one came back.
+    pub fn previous_resolved(&self) -> Option<i64> {
+        self.history.last().map(|(_, r)| *r).filter(|_| self.came_back > 0)
+    }
+
+    /// A new episode for a finding, or the next one of a finding that came back (`closed`: its
+    /// resolved episode, whose history it carries on).
+    pub fn open(stream: &str, finding: &Finding, run_start: i64, closed: Option<&Episode>) -> Episode {
+        let (history, came_back) = match closed {
+            Some(c) => {
+                let mut h = c.history.clone();
+                h.push((c.first_seen, c.resolved_at.unwrap_or(run_start)));
+                let skip = h.len().saturating_sub(crate::lifecycle::MAX_EPISODE_HISTORY);
+                (h.split_off(skip), c.came_back + 1)
+            }
+            None => (Vec::new(), 0),
+        };
+        Episode {
+            stream: stream.to_owned(),
+            resource_key: finding.resource_key(),
+            finding: finding.clone(),
+            first_seen: run_start,
+            last_seen: None,
+            resolved_at: None,
+            history,
+            came_back,
+            suppressed: finding.is_suppressed,
+            muted_changed_at: None,
+        }
+    }
+
+    /// What a run loads of an open episode.
+    pub fn open_view(&self) -> OpenEpisode {
+        OpenEpisode {
+            hash: self.hash(),
+            check_name: self.finding.check_name.to_string(),
+            severity: self.finding.severity.clone(),
+            first_seen: self.first_seen,
+            previous_resolved: self.previous_resolved(),
+            suppressed: self.suppressed,
+            muted_changed_at: self.muted_changed_at,
+        }
+    }
+}
+
+/// What one stored page changes in its stream's episodes: O(changes) writes plus one small
+/// record of the persisting findings it saw (so a continuation knows them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageChanges {
+    pub check_name: String,
+    /// The page's number within its check (0-based): the key of its seen record.
+    pub page: i64,
+    /// Episodes opened (a came-back one carries its history; its resolved item is removed).
+    pub opened: Vec<Episode>,
+    /// Open episodes muted (`true`) or unmuted (`false`) by this run.
+    pub muted: Vec<(u64, bool)>,
+    /// Open episodes this page saw again.
+    pub seen: Vec<u64>,
+}
+
+/// Whether a run may advance its stream's episodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamLock {
+    /// This run holds the stream; the last run applied before it, if any (start, task id).
+    Acquired { last_run: Option<(i64, String)> },
+    /// Another run of the stream is applying its changes until `until` (epoch ms).
+    Busy { holder: String, until: i64 },
+    /// A run started at `last_start`, after this one, was applied already (or this one was).
+    Late { last_start: i64, last_task: String },
+}
+
+/// The episodes of every audit stream (in the findings table).
+pub trait EpisodeStore: Send + Sync {
+    /// One page of the open episodes of one shard of a stream.
+    fn open_page(
+        &self,
+        stream: &str,
+        shard: u32,
+        cursor: Option<Cursor>,
+    ) -> impl Future<Output = Result<(Vec<OpenEpisode>, Option<Cursor>), PortError>> + Send;
+    /// One page of the findings a task's earlier slices saw again (their seen records).
+    fn seen_page(
         &self,
         task_id: &str,
         cursor: Option<Cursor>,
-    ) -> impl Future<Output = Result<(Vec<StoredKey>, Option<Cursor>), PortError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<u64>, Option<Cursor>), PortError>> + Send;
+    /// The resolved episodes among `hashes` (a finding seen again may be coming back).
+    fn resolved_episodes(
+        &self,
+        stream: &str,
+        hashes: &[u64],
+    ) -> impl Future<Output = Result<Vec<Episode>, PortError>> + Send;
+    /// The open episodes among `hashes` (what a digest lists).
+    fn open_episodes(
+        &self,
+        stream: &str,
+        hashes: &[u64],
+    ) -> impl Future<Output = Result<Vec<Episode>, PortError>> + Send;
+    /// Writes one page's changes (idempotent: writing a page twice leaves the same items).
+    fn record_page(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+        changes: &PageChanges,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Closes the open episodes `hashes` at `run_start` (last seen `last_seen`); already closed
+    /// ones are skipped.
+    fn resolve(
+        &self,
+        stream: &str,
+        run_start: i64,
+        last_seen: Option<i64>,
+        hashes: &[u64],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Takes the stream for the run (`task_id`, `run_start`) until `until` (epoch ms); see
+    /// [`StreamLock`]. Taking it again while holding it extends it.
+    fn lock_stream(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+        now_ms: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<StreamLock, PortError>> + Send;
+    /// Records the run as the stream's last applied one and lets the stream go.
+    fn unlock_stream(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// The digest SNS topic.

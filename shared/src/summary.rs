@@ -106,6 +106,9 @@ pub struct CheckProgress {
     pub next_token: Option<String>,
     /// Findings stored so far (counted once per page, with the checkpoint).
     pub stored: i64,
+    /// Pages stored so far (numbers the pages' seen records).
+    #[serde(default)]
+    pub pages: i64,
     pub done: bool,
     /// Severity of this check's findings, from the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +130,19 @@ pub enum DigestState {
     /// An invocation crashed between claiming and recording the publish: the digest may or may
     /// not have gone out; it is never sent twice (it is stored next to the summary).
     Unconfirmed,
+}
+
+/// Where a task stands in its audit stream's finding lifecycle (see [`crate::lifecycle`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LifecycleState {
+    /// The run's episode changes are not all written yet (resolutions come after the digest).
+    Pending,
+    /// Every change written; the stream's last applied run.
+    Applied,
+    /// The run changes no episode: not COMPLETED, or older than the stream's last applied run.
+    #[default]
+    NotTracked,
 }
 
 /// The summary item of a task.
@@ -155,6 +171,9 @@ pub struct TaskSummary {
     pub lease_owner: Option<String>,
     #[serde(default)]
     pub lease_until: i64,
+    /// The finding lifecycle step.
+    #[serde(default)]
+    pub lifecycle: LifecycleState,
 }
 
 impl TaskSummary {
@@ -179,6 +198,7 @@ impl TaskSummary {
             completed_at: None,
             lease_owner: None,
             lease_until: 0,
+            lifecycle: if reads { LifecycleState::Pending } else { LifecycleState::NotTracked },
         }
     }
 

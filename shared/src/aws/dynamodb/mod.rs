@@ -1,23 +1,31 @@
 //! The DynamoDB adapters over one table (the single-table design): [`DynamoTaskStore`]
-//! (`task_store.rs`: summaries, findings, digests, run history) and [`DynamoSetupStore`]
-//! (`setup_store.rs`: config-sync's records), with the item helpers both use and
-//! [`create_table`] for local stacks.
+//! (`task_store.rs`: summaries, digests, run history), [`DynamoEpisodeStore`]
+//! (`episode_store.rs`: the finding lifecycle) and [`DynamoSetupStore`] (`setup_store.rs`:
+//! config-sync's records), with the item helpers they use, the [`CapacityMeter`] they report
+//! consumed capacity to, and [`create_table`] for local stacks.
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | task summary | `TASK#<taskId>` | `SUMMARY` | outline, ingest state and per-check progress, lease, digest state, counts |
-//! | finding | `TASK#<taskId>` | `FINDING#<check>#<resourceKey>` | one per check + resource; GSI `byResource`: `RESOURCE#<resourceKey>` / `<startMs>#<taskId>#<check>` |
+//! | task summary | `TASK#<taskId>` | `SUMMARY` | outline, ingest state and per-check progress, lease, digest and lifecycle state, counts |
+//! | seen record | `TASK#<taskId>` | `SEEN#<check>#<page, 6 digits>` | the open episodes one stored page saw again (8-byte hashes): how a continuation knows them |
 //! | digest | `TASK#<taskId>` | `DIGEST` | the digest as JSON attributes |
-//! | run history | `AUDIT#<scheduledAuditName or ~on-demand>` | `RUN#<startMs, 13 digits>#<taskId>` | one per ingested task: find the previous run |
+//! | run history | `AUDIT#<stream>` | `RUN#<startMs, 13 digits>#<taskId>` | one per ingested task: previous run, trend (`open` per severity) |
+//! | open episode | `EP#<stream>#<shard 00–15>` | `O#<hash, 16 hex>` | one per open finding (check + resource) of a stream: the finding as first seen, `firstSeen`, history; GSI `byResource`: `RESOURCE#<resourceKey>` / `<stream>#<check>` |
+//! | resolved episode | `EP#<stream>#<shard>` | `R#<hash>` | the same, closed: `resolvedAt`, `lastSeen`; expires after the retention |
+//! | stream head | `EP#<stream>` | `HEAD` | the last applied run, and the run holding the stream |
 //! | setup record | `CONFIG#<stackId>` | `STATE` | config-sync's last applied setup, owned audits and suppressions |
 //! | drift record | `CONFIG#<stackId>` | `DRIFT#<ms>` | one per drift check that found differences |
 //! | start claim | `CONFIG#START` | `<requestId>` | one on-demand audit per CloudFormation request |
 //!
-//! Every item carries `expiresAt` (epoch seconds, the table's TTL attribute).
+//! `<stream>` is the scheduled audit's name, or `~on-demand`. Every item but open episodes and
+//! stream heads carries `expiresAt` (epoch seconds, the table's TTL attribute): an open episode
+//! lasts until a run of its stream no longer finds it.
 
+pub mod episode_store;
 mod setup_store;
 mod task_store;
 
+pub use episode_store::DynamoEpisodeStore;
 pub use setup_store::DynamoSetupStore;
 pub use task_store::DynamoTaskStore;
 
@@ -25,8 +33,56 @@ use super::classify;
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::ConsumedCapacity;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Capacity units the stores consumed, as DynamoDB reports them (`ReturnConsumedCapacity`
+/// TOTAL: the table and its indexes), summed over every call that asked.
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    write_milli: AtomicU64,
+    read_milli: AtomicU64,
+}
+
+impl CapacityMeter {
+    fn add(counter: &AtomicU64, c: Option<&ConsumedCapacity>) {
+        if let Some(units) = c.and_then(|c| c.capacity_units) {
+            counter.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds a write's consumed capacity.
+    pub fn add_write(&self, c: Option<&ConsumedCapacity>) {
+        Self::add(&self.write_milli, c);
+    }
+
+    /// Adds a batch write's consumed capacity.
+    pub fn add_writes(&self, c: &[ConsumedCapacity]) {
+        c.iter().for_each(|c| self.add_write(Some(c)));
+    }
+
+    /// Adds a read's consumed capacity.
+    pub fn add_read(&self, c: Option<&ConsumedCapacity>) {
+        Self::add(&self.read_milli, c);
+    }
+
+    /// Adds a batch read's consumed capacity.
+    pub fn add_reads(&self, c: &[ConsumedCapacity]) {
+        c.iter().for_each(|c| self.add_read(Some(c)));
+    }
+
+    /// Write units consumed so far.
+    pub fn write_units(&self) -> f64 {
+        self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Read units consumed so far.
+    pub fn read_units(&self) -> f64 {
+        self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
 
 /// A DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -34,7 +90,7 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 /// Name of the GSI over resources.
 pub const RESOURCE_INDEX: &str = "byResource";
 
-/// Items asked for per Query page when walking a task's findings. DynamoDB stops a page at
+/// Items asked for per Query page when walking many items (open episodes). DynamoDB stops a page at
 /// 1 MB (about 1,800 finding items) whatever the limit, so in AWS this changes nothing; DynamoDB
 /// Local, without a limit, materialises every remaining item of the partition for each page
 /// (measured: 10^5 findings took 56 s to walk without it, 6.7 s with it).
@@ -51,11 +107,6 @@ pub(super) fn n(v: i64) -> AttributeValue {
 /// `TASK#<taskId>`.
 pub fn task_pk(task_id: &str) -> String {
     format!("TASK#{task_id}")
-}
-
-/// `FINDING#<check>#<resourceKey>`.
-pub fn finding_sk(check: &str, resource_key: &str) -> String {
-    format!("FINDING#{check}#{resource_key}")
 }
 
 /// `RUN#<startMs>#<taskId>`, sorting by start time.

@@ -1,20 +1,16 @@
 //! [`crate::ports::TaskStore`] over `aws-sdk-dynamodb`: task summaries, findings, digests and
 //! run history (items described in the module above).
 
-use super::{
-    expires_in, finding_sk, from_item, is_condition_failed, key, n, put, run_sk, s, task_pk, to_attr, to_item, Item,
-    QUERY_PAGE_LIMIT,
-};
+use super::{expires_in, from_item, is_condition_failed, key, n, run_sk, s, task_pk, to_attr, to_item, CapacityMeter, Item};
 use crate::aws::classify;
 use crate::digest::Digest;
-use crate::finding::Finding;
-use crate::ports::{Claim, Cursor, PortError, StoredKey, TaskStore};
-use crate::summary::{CheckProgress, DigestState, IngestState, TaskOutline, TaskSummary};
-use crate::vocabulary::Severity;
+use crate::ports::{Claim, PortError, RunRecord, TaskStore};
+use crate::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
+use crate::vocabulary::{CheckRunStatus, TaskStatus};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, WriteRequest};
-use std::collections::HashMap;
-use std::time::Duration;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The table.
 #[derive(Clone, Debug)]
@@ -22,11 +18,23 @@ pub struct DynamoTaskStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     retention_days: u32,
+    meter: Arc<CapacityMeter>,
 }
 
 impl DynamoTaskStore {
+    /// The task items of `table`, kept `retention_days`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention_days: u32) -> Self {
-        DynamoTaskStore { client, table, retention_days }
+        DynamoTaskStore { client, table, retention_days, meter: Arc::default() }
+    }
+
+    /// The meter this store reports consumed capacity to (share it with the episode store).
+    pub fn meter(&self) -> Arc<CapacityMeter> {
+        self.meter.clone()
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     fn expires_at(&self) -> AttributeValue {
@@ -58,41 +66,6 @@ impl DynamoTaskStore {
             .map_err(|e| classify("GetItem", e))?;
         out.item.map(from_item).transpose()
     }
-
-    /// Writes up to 25 items, retrying unprocessed ones with backoff.
-    async fn batch_put(&self, items: Vec<Item>) -> Result<(), PortError> {
-        let mut pending: Vec<WriteRequest> = items
-            .into_iter()
-            .map(|i| {
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(i)).build().expect("item set"))
-                    .build()
-            })
-            .collect();
-        let mut attempt = 0u32;
-        while !pending.is_empty() {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, pending.clone())
-                .send()
-                .await
-                .map_err(|e| classify("BatchWriteItem", e))?;
-            pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            attempt += 1;
-            if attempt > 10 {
-                return Err(PortError::Transient(format!(
-                    "BatchWriteItem: {} items still unprocessed after 10 retries",
-                    pending.len()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-        }
-        Ok(())
-    }
 }
 
 fn digest_str(d: DigestState) -> String {
@@ -101,6 +74,10 @@ fn digest_str(d: DigestState) -> String {
 
 fn ingest_str(i: IngestState) -> String {
     serde_json::to_value(i).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn lifecycle_str(l: LifecycleState) -> String {
+    serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 impl TaskStore for DynamoTaskStore {
@@ -115,10 +92,14 @@ impl TaskStore for DynamoTaskStore {
             .table_name(&self.table)
             .set_item(Some(self.summary_item(&mine)?))
             .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match put {
-            Ok(_) => return Ok(Claim::Acquired(mine)),
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                return Ok(Claim::Acquired(mine));
+            }
             Err(e) if is_condition_failed(&e) => {}
             Err(e) => return Err(classify("PutItem", e)),
         }
@@ -130,7 +111,8 @@ impl TaskStore for DynamoTaskStore {
             .set_key(Some(Self::key(&fresh.outline.task_id, "SUMMARY")))
             .update_expression("SET leaseOwner = :me, leaseUntil = :until ADD invocations :one")
             .condition_expression(
-                "(ingest = :ingesting OR digest IN (:pending, :publishing)) AND (leaseUntil < :now OR leaseOwner = :me)",
+                "(ingest = :ingesting OR digest IN (:pending, :publishing) OR lifecycle = :lpending) \
+                 AND (leaseUntil < :now OR leaseOwner = :me)",
             )
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":until", n(now_ms + lease_ms))
@@ -139,6 +121,7 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":ingesting", s(ingest_str(IngestState::Ingesting)))
             .expression_attribute_values(":pending", s(digest_str(DigestState::Pending)))
             .expression_attribute_values(":publishing", s(digest_str(DigestState::Publishing)))
+            .expression_attribute_values(":lpending", s(lifecycle_str(LifecycleState::Pending)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
@@ -150,7 +133,8 @@ impl TaskStore for DynamoTaskStore {
                     .await?
                     .ok_or_else(|| PortError::Transient("summary vanished while claiming".into()))?;
                 let done = stored.ingest == IngestState::Complete
-                    && !matches!(stored.digest, DigestState::Pending | DigestState::Publishing);
+                    && !matches!(stored.digest, DigestState::Pending | DigestState::Publishing)
+                    && stored.lifecycle != LifecycleState::Pending;
                 if done {
                     Ok(Claim::Done(stored))
                 } else {
@@ -159,49 +143,6 @@ impl TaskStore for DynamoTaskStore {
             }
             Err(e) => Err(classify("UpdateItem", e)),
         }
-    }
-
-    async fn put_findings(&self, outline: &TaskOutline, findings: &[Finding]) -> Result<(), PortError> {
-        let expires = self.expires_at();
-        let stream = outline.audit_stream();
-        let mut items = Vec::with_capacity(findings.len());
-        for f in findings {
-            let key = f.resource_key();
-            let mut item = to_item(f)?;
-            item.insert("pk".into(), s(task_pk(&outline.task_id)));
-            item.insert("sk".into(), s(finding_sk(f.check_name.as_str(), &key)));
-            item.insert("gsi1pk".into(), s(format!("RESOURCE#{key}")));
-            item.insert(
-                "gsi1sk".into(),
-                s(format!("{:013}#{}#{}", outline.task_start_time, outline.task_id, f.check_name)),
-            );
-            item.insert("resourceKey".into(), s(key));
-            item.insert("auditStream".into(), s(stream.clone()));
-            item.insert("taskStartTime".into(), n(outline.task_start_time));
-            item.insert("expiresAt".into(), expires.clone());
-            items.push(item);
-        }
-        // BatchWriteItem rejects two puts of one key in a request: a page never repeats a
-        // resource, but keep the last of any duplicate to be safe.
-        let mut seen = std::collections::HashSet::new();
-        items.reverse();
-        items.retain(|i| seen.insert(i["sk"].as_s().cloned().unwrap_or_default()));
-        items.reverse();
-        let mut set = tokio::task::JoinSet::new();
-        for chunk in items.chunks(25) {
-            let this = self.clone();
-            let chunk = chunk.to_vec();
-            set.spawn(async move { this.batch_put(chunk).await });
-        }
-        let mut first_err = None;
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => first_err = first_err.or(Some(e)),
-                Err(e) => first_err = first_err.or(Some(PortError::Transient(format!("write task failed: {e}")))),
-            }
-        }
-        first_err.map_or(Ok(()), Err)
     }
 
     async fn checkpoint(
@@ -226,10 +167,14 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":until", n(lease_until))
             .expression_attribute_values(":n", n(pages))
             .expression_attribute_values(":me", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(())
+            }
             Err(e) if is_condition_failed(&e) => {
                 Err(PortError::LeaseLost(format!("task {task_id}: another invocation took over")))
             }
@@ -247,6 +192,7 @@ impl TaskStore for DynamoTaskStore {
         history.insert("taskType".into(), s(o.task_type.as_str()));
         history.insert("taskStartTime".into(), n(o.task_start_time));
         history.insert("severityCounts".into(), to_attr(&summary.severity_counts)?);
+        history.insert("open".into(), to_attr(&open_by_severity(summary))?);
         history.insert("expiresAt".into(), self.expires_at());
         let put_summary = Put::builder()
             .table_name(&self.table)
@@ -265,10 +211,14 @@ impl TaskStore for DynamoTaskStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put_summary).build())
             .transact_items(TransactWriteItem::builder().put(put_history).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                self.meter.add_writes(out.consumed_capacity());
+                Ok(())
+            }
             Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("TransactionCanceledException") => {
                 Err(PortError::LeaseLost(format!("task {}: lease lost before completing", o.task_id)))
             }
@@ -287,10 +237,14 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":publishing", s(digest_str(DigestState::Publishing)))
             .expression_attribute_values(":pending", s(digest_str(DigestState::Pending)))
             .expression_attribute_values(":me", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(None),
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(None)
+            }
             Err(e) if is_condition_failed(&e) => {
                 let stored = self.get(task_id).await?.ok_or_else(|| PortError::Transient("summary vanished".into()))?;
                 if stored.lease_owner.as_deref() != Some(owner) {
@@ -315,7 +269,16 @@ impl TaskStore for DynamoTaskStore {
             item.insert("sk".into(), s("DIGEST"));
             item.insert("auditStream".into(), s(outline.audit_stream()));
             item.insert("expiresAt".into(), self.expires_at());
-            put(&self.client, &self.table, item).await?;
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("PutItem", e))?;
+            self.meter.add_write(out.consumed_capacity());
         }
         let mut req = self
             .client
@@ -329,7 +292,12 @@ impl TaskStore for DynamoTaskStore {
             }
             None => req.update_expression("SET digest = :d"),
         };
-        req.send().await.map_err(|e| classify("UpdateItem", e))?;
+        let out = req
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        self.meter.add_write(out.consumed_capacity());
         Ok(())
     }
 
@@ -343,10 +311,14 @@ impl TaskStore for DynamoTaskStore {
             .condition_expression("leaseOwner = :me")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":me", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(())
+            }
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(classify("UpdateItem", e)),
         }
@@ -387,40 +359,74 @@ impl TaskStore for DynamoTaskStore {
         Ok(None)
     }
 
-    async fn finding_keys(
-        &self,
-        task_id: &str,
-        cursor: Option<Cursor>,
-    ) -> Result<(Vec<StoredKey>, Option<Cursor>), PortError> {
-        let start = cursor.map(|c| HashMap::from([("pk".to_owned(), s(task_pk(task_id))), ("sk".to_owned(), s(c))]));
+
+    async fn recent_runs(&self, stream: &str, before_ms: i64, count: usize) -> Result<Vec<RunRecord>, PortError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
-            .expression_attribute_values(":pk", s(task_pk(task_id)))
-            .expression_attribute_values(":f", s("FINDING#"))
-            .projection_expression("sk, checkName, resourceKey, resourceType, #sev, isSuppressed")
-            .expression_attribute_names("#sev", "severity")
-            .consistent_read(true)
-            .limit(QUERY_PAGE_LIMIT)
-            .set_exclusive_start_key(start)
+            .key_condition_expression("pk = :pk AND sk < :bound")
+            .expression_attribute_values(":pk", s(format!("AUDIT#{stream}")))
+            .expression_attribute_values(":bound", s(run_sk(before_ms, "")))
+            .scan_index_forward(false)
+            .limit(count.clamp(1, 1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| classify("Query", e))?;
-        let get = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let keys = out
-            .items()
-            .iter()
-            .map(|i| StoredKey {
-                check_name: get(i, "checkName"),
-                resource_key: get(i, "resourceKey"),
-                resource_type: get(i, "resourceType"),
-                severity: Severity::parse(&get(i, "severity")),
-                suppressed: i.get("isSuppressed").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-            })
-            .collect();
-        let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
-        Ok((keys, next))
+        self.meter.add_read(out.consumed_capacity());
+        Ok(out.items().iter().filter_map(run_record).collect())
     }
+
+    async fn set_lifecycle(&self, task_id: &str, state: LifecycleState) -> Result<(), PortError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .update_expression("SET lifecycle = :l")
+            .expression_attribute_values(":l", s(lifecycle_str(state)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        self.meter.add_write(out.consumed_capacity());
+        Ok(())
+    }
+}
+
+/// A run history item, read back.
+pub fn run_record(item: &Item) -> Option<RunRecord> {
+    let get_s = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+    let open = item
+        .get("open")
+        .and_then(|v| v.as_m().ok())
+        .map(|m| {
+            m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?))).collect::<BTreeMap<_, _>>()
+        })
+        .unwrap_or_default();
+    Some(RunRecord {
+        task_id: get_s("taskId")?.clone(),
+        task_status: TaskStatus::parse(get_s("taskStatus")?),
+        task_start_time: item.get("taskStartTime")?.as_n().ok()?.parse().ok()?,
+        open,
+    })
+}
+
+/// Open (not muted) findings per severity of a completed run, from its checks' counts.
+pub fn open_by_severity(summary: &TaskSummary) -> BTreeMap<String, i64> {
+    let mut open = BTreeMap::new();
+    for c in &summary.outline.checks {
+        if c.run_status == CheckRunStatus::Failed {
+            continue;
+        }
+        let sev = summary
+            .progress
+            .get(c.check_name.as_str())
+            .and_then(|p| p.severity.clone())
+            .or_else(|| crate::catalog(c.check_name.as_str()).map(|s| s.severity.clone()));
+        let sev = sev.map_or_else(|| "UNKNOWN".to_owned(), |s| s.to_string());
+        *open.entry(sev).or_insert(0) += (c.non_compliant - c.suppressed).max(0);
+    }
+    open
 }

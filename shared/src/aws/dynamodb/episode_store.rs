@@ -1,0 +1,528 @@
+//! [`crate::ports::EpisodeStore`] over `aws-sdk-dynamodb`: the finding lifecycle's items
+//! (described in the module above). A steady-state run writes only what changed: a new episode
+//! is one put, a resolution a put and a delete, a mute change one update, plus one seen record
+//! (~2 KB) per page of 250 findings.
+
+use super::{expires_in, from_item, is_condition_failed, key, n, s, task_pk, to_item, CapacityMeter, Item};
+use crate::aws::classify;
+use crate::finding::Finding;
+use crate::lifecycle::{shard_of, OpenEpisode, EPISODE_SHARDS};
+use crate::ports::{Cursor, Episode, EpisodeStore, PageChanges, PortError, StreamLock};
+use crate::vocabulary::Severity;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Keys read per BatchGetItem (its limit).
+const BATCH_GET: usize = 100;
+/// Requests per BatchWriteItem (its limit).
+const BATCH_WRITE: usize = 25;
+
+/// `EP#<stream>#<shard>`: the partition of a finding's episodes.
+pub fn episode_pk(stream: &str, hash: u64) -> String {
+    shard_pk(stream, shard_of(hash))
+}
+
+/// `EP#<stream>#<shard, 2 digits>`.
+pub fn shard_pk(stream: &str, shard: u32) -> String {
+    format!("EP#{stream}#{shard:02}")
+}
+
+/// `O#<hash>` (open) or `R#<hash>` (resolved), the hash in 16 hex digits.
+pub fn episode_sk(open: bool, hash: u64) -> String {
+    format!("{}#{hash:016x}", if open { "O" } else { "R" })
+}
+
+/// `EP#<stream>` / `HEAD`: the stream's last applied run and the run holding it.
+pub fn head_key(stream: &str) -> Item {
+    key(format!("EP#{stream}"), "HEAD")
+}
+
+fn hash_of_sk(sk: &str) -> Option<u64> {
+    u64::from_str_radix(sk.get(2..)?, 16).ok()
+}
+
+/// An episode as stored: the finding as first seen, flattened, and the lifecycle fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpisodeItem {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub resource_key: String,
+    pub audit_stream: String,
+    pub first_seen: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_resolved: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<(i64, i64)>,
+    #[serde(default)]
+    pub came_back: u32,
+    #[serde(default)]
+    pub muted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_changed_at: Option<i64>,
+}
+
+impl From<EpisodeItem> for Episode {
+    fn from(i: EpisodeItem) -> Self {
+        Episode {
+            stream: i.audit_stream,
+            finding: i.finding,
+            resource_key: i.resource_key,
+            first_seen: i.first_seen,
+            last_seen: i.last_seen,
+            resolved_at: i.resolved_at,
+            history: i.history,
+            came_back: i.came_back,
+            suppressed: i.muted,
+            muted_changed_at: i.muted_changed_at,
+        }
+    }
+}
+
+impl From<&Episode> for EpisodeItem {
+    fn from(e: &Episode) -> Self {
+        EpisodeItem {
+            finding: e.finding.clone(),
+            resource_key: e.resource_key.clone(),
+            audit_stream: e.stream.clone(),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            resolved_at: e.resolved_at,
+            previous_resolved: e.previous_resolved(),
+            history: e.history.clone(),
+            came_back: e.came_back,
+            muted: e.suppressed,
+            muted_changed_at: e.muted_changed_at,
+        }
+    }
+}
+
+/// The stored form of an episode, with its keys and index attributes (`byResource`:
+/// `RESOURCE#<resourceKey>` / `<stream>#<check>`); resolved ones expire `retention_days` after
+/// their resolution, open ones never (they close when their stream runs without them).
+pub fn episode_item(e: &Episode, retention_days: u32) -> Result<Item, PortError> {
+    let open = e.resolved_at.is_none();
+    let mut item = to_item(&EpisodeItem::from(e))?;
+    let hash = e.hash();
+    item.insert("pk".into(), s(episode_pk(&e.stream, hash)));
+    item.insert("sk".into(), s(episode_sk(open, hash)));
+    item.insert("gsi1pk".into(), s(format!("RESOURCE#{}", e.resource_key)));
+    item.insert("gsi1sk".into(), s(format!("{}#{}", e.stream, e.finding.check_name)));
+    if let Some(r) = e.resolved_at {
+        item.insert("expiresAt".into(), n(r / 1000 + retention_days as i64 * 86_400));
+    }
+    Ok(item)
+}
+
+/// The episodes of a stored item (any item of the table: `None` when not an episode).
+pub fn decode_episode(item: Item) -> Result<Option<Episode>, PortError> {
+    let is_episode = item.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|p| p.starts_with("EP#"))
+        && item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s != "HEAD");
+    if !is_episode {
+        return Ok(None);
+    }
+    Ok(Some(from_item::<EpisodeItem>(item)?.into()))
+}
+
+/// The table's episodes.
+#[derive(Clone, Debug)]
+pub struct DynamoEpisodeStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention_days: u32,
+    meter: Arc<CapacityMeter>,
+}
+
+impl DynamoEpisodeStore {
+    /// Episodes in `table`; seen records expire after `retention_days`; capacity is counted on `meter`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention_days: u32, meter: Arc<CapacityMeter>) -> Self {
+        DynamoEpisodeStore { client, table, retention_days, meter }
+    }
+
+    /// Gets items by key (BatchGetItem, strongly consistent, unprocessed keys retried).
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(pending.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Permanent(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetItem", e))?;
+                self.meter.add_reads(out.consumed_capacity());
+                if let Some(mut r) = out.responses {
+                    found.extend(r.remove(&self.table).unwrap_or_default());
+                }
+                pending = out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                attempt += 1;
+                if !pending.is_empty() {
+                    if attempt > 10 {
+                        return Err(PortError::Transient(format!(
+                            "BatchGetItem: {} keys still unprocessed after 10 retries",
+                            pending.len()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes (puts and deletes) in BatchWriteItem requests of 25, unprocessed ones retried.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), PortError> {
+        for chunk in requests.chunks(BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", e))?;
+                self.meter.add_writes(out.consumed_capacity());
+                pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                attempt += 1;
+                if !pending.is_empty() {
+                    if attempt > 10 {
+                        return Err(PortError::Transient(format!(
+                            "BatchWriteItem: {} items still unprocessed after 10 retries",
+                            pending.len()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn episodes(&self, stream: &str, open: bool, hashes: &[u64]) -> Result<Vec<Episode>, PortError> {
+        let keys = hashes.iter().map(|h| key(episode_pk(stream, *h), &episode_sk(open, *h))).collect();
+        self.batch_get(keys).await?.into_iter().filter_map(|i| decode_episode(i).transpose()).collect()
+    }
+
+    /// Every episode of a stream (open and resolved), shard by shard: what the history CLI and
+    /// the per-task view read. `visit` sees each once.
+    pub async fn each_episode(&self, stream: &str, mut visit: impl FnMut(Episode)) -> Result<(), PortError> {
+        for shard in 0..EPISODE_SHARDS {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(shard_pk(stream, shard)))
+                .limit(super::QUERY_PAGE_LIMIT)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify("Query", e))?;
+                self.meter.add_read(page.consumed_capacity());
+                for item in page.items.unwrap_or_default() {
+                    if let Some(e) = decode_episode(item)? {
+                        visit(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every episode a resource ever had, in every stream and check (the `byResource` index).
+    pub async fn resource_history(&self, resource_key: &str) -> Result<Vec<Episode>, PortError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::RESOURCE_INDEX)
+            .key_condition_expression("gsi1pk = :r")
+            .expression_attribute_values(":r", s(format!("RESOURCE#{resource_key}")))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("Query", e))?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(e) = decode_episode(item)? {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stream's last applied run (start, task id), if any.
+    pub async fn last_applied(&self, stream: &str) -> Result<Option<(i64, String)>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(stream)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item.as_ref().and_then(last_run))
+    }
+}
+
+fn last_run(item: &Item) -> Option<(i64, String)> {
+    let start = item.get("lastRunStart")?.as_n().ok()?.parse().ok()?;
+    let task = item.get("lastRunTask")?.as_s().ok()?.clone();
+    Some((start, task))
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item set")).build()
+}
+
+fn delete_request(k: Item) -> WriteRequest {
+    WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key set")).build()
+}
+
+fn open_episode(item: &Item) -> Option<OpenEpisode> {
+    let get_s = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+    let get_n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    Some(OpenEpisode {
+        hash: hash_of_sk(get_s("sk")?)?,
+        check_name: get_s("checkName")?.clone(),
+        severity: Severity::parse(get_s("severity").map_or("", |s| s.as_str())),
+        first_seen: get_n("firstSeen")?,
+        previous_resolved: get_n("previousResolved"),
+        suppressed: item.get("muted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        muted_changed_at: get_n("mutedChangedAt"),
+    })
+}
+
+/// The seen record's hashes: 8 bytes each, little-endian.
+fn pack_hashes(hashes: &[u64]) -> Blob {
+    Blob::new(hashes.iter().flat_map(|h| h.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+fn unpack_hashes(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+}
+
+impl EpisodeStore for DynamoEpisodeStore {
+    async fn open_page(
+        &self,
+        stream: &str,
+        shard: u32,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<OpenEpisode>, Option<Cursor>), PortError> {
+        let pk = shard_pk(stream, shard);
+        let start = cursor.map(|c| HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(c))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :o)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":o", s("O#"))
+            .projection_expression("sk, checkName, #sev, firstSeen, previousResolved, muted, mutedChangedAt")
+            .expression_attribute_names("#sev", "severity")
+            .consistent_read(true)
+            .limit(super::QUERY_PAGE_LIMIT)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        self.meter.add_read(out.consumed_capacity());
+        let open = out.items().iter().map(|i| open_episode(i).ok_or_else(|| {
+            PortError::Permanent(format!("open episode item {pk} {:?} lacks a field", i.get("sk")))
+        }));
+        let open = open.collect::<Result<Vec<_>, _>>()?;
+        let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+        Ok((open, next))
+    }
+
+    async fn seen_page(&self, task_id: &str, cursor: Option<Cursor>) -> Result<(Vec<u64>, Option<Cursor>), PortError> {
+        let pk = task_pk(task_id);
+        let start = cursor.map(|c| HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(c))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :seen)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":seen", s("SEEN#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        self.meter.add_read(out.consumed_capacity());
+        let mut hashes = Vec::new();
+        for item in out.items() {
+            if let Some(AttributeValue::B(b)) = item.get("hashes") {
+                hashes.extend(unpack_hashes(b.as_ref()));
+            }
+        }
+        let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+        Ok((hashes, next))
+    }
+
+    async fn resolved_episodes(&self, stream: &str, hashes: &[u64]) -> Result<Vec<Episode>, PortError> {
+        self.episodes(stream, false, hashes).await
+    }
+
+    async fn open_episodes(&self, stream: &str, hashes: &[u64]) -> Result<Vec<Episode>, PortError> {
+        self.episodes(stream, true, hashes).await
+    }
+
+    async fn record_page(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+        changes: &PageChanges,
+    ) -> Result<(), PortError> {
+        let mut requests = Vec::new();
+        for e in &changes.opened {
+            requests.push(put_request(episode_item(e, self.retention_days)?));
+            if e.came_back > 0 {
+                requests.push(delete_request(key(episode_pk(stream, e.hash()), &episode_sk(false, e.hash()))));
+            }
+        }
+        if !changes.seen.is_empty() {
+            let mut seen = key(task_pk(task_id), &format!("SEEN#{}#{:06}", changes.check_name, changes.page));
+            seen.insert("hashes".into(), AttributeValue::B(pack_hashes(&changes.seen)));
+            seen.insert("expiresAt".into(), expires_in(self.retention_days));
+            requests.push(put_request(seen));
+        }
+        self.batch_write(requests).await?;
+        for (hash, muted) in &changes.muted {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(episode_pk(stream, *hash), &episode_sk(true, *hash))))
+                .update_expression("SET muted = :m, mutedChangedAt = :t")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":m", AttributeValue::Bool(*muted))
+                .expression_attribute_values(":t", n(run_start))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match r {
+                Ok(out) => self.meter.add_write(out.consumed_capacity()),
+                // Closed meanwhile (cannot happen while the run holds the stream): nothing to mute.
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(classify("UpdateItem", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve(&self, stream: &str, run_start: i64, last_seen: Option<i64>, hashes: &[u64]) -> Result<(), PortError> {
+        for chunk in hashes.chunks(BATCH_GET) {
+            let open = self.episodes(stream, true, chunk).await?;
+            let mut requests = Vec::with_capacity(open.len() * 2);
+            for mut e in open {
+                let hash = e.hash();
+                e.resolved_at = Some(run_start);
+                e.last_seen = last_seen.or(Some(e.first_seen));
+                requests.push(put_request(episode_item(&e, self.retention_days)?));
+                requests.push(delete_request(key(episode_pk(stream, hash), &episode_sk(true, hash))));
+            }
+            self.batch_write(requests).await?;
+        }
+        Ok(())
+    }
+
+    async fn lock_stream(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+        now_ms: i64,
+        until: i64,
+    ) -> Result<StreamLock, PortError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(stream)))
+            .update_expression("SET holder = :me, holderStart = :start, holderUntil = :until")
+            .condition_expression(
+                "(attribute_not_exists(holder) OR holder = :me OR holderUntil < :now) \
+                 AND (attribute_not_exists(lastRunStart) OR lastRunStart < :start)",
+            )
+            .expression_attribute_values(":me", s(task_id))
+            .expression_attribute_values(":start", n(run_start))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(StreamLock::Acquired { last_run: out.attributes.as_ref().and_then(last_run) }),
+            Err(e) if is_condition_failed(&e) => {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(head_key(stream)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetItem", e))?
+                    .item
+                    .unwrap_or_default();
+                if let Some((last_start, last_task)) = last_run(&item).filter(|(start, _)| *start >= run_start) {
+                    return Ok(StreamLock::Late { last_start, last_task });
+                }
+                let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let until = item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok(StreamLock::Busy { holder, until })
+            }
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn unlock_stream(&self, stream: &str, task_id: &str, run_start: i64) -> Result<(), PortError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(stream)))
+            .update_expression("SET lastRunStart = :start, lastRunTask = :me REMOVE holder, holderStart, holderUntil")
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(task_id))
+            .expression_attribute_values(":start", n(run_start))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Already let go (a retry after the unlock went through).
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+}
