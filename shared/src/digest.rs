@@ -4,6 +4,7 @@
 //! and a plain-text body (≤ the SNS limit, truncated with a note, never failing).
 
 use crate::checks::{catalog, failure_remedy};
+use crate::digest_lifecycle::{self, LifecycleSection};
 use crate::finding::resource_label;
 use crate::ports::SuppressionInfo;
 use crate::summary::TaskSummary;
@@ -166,6 +167,13 @@ pub struct Digest {
     /// What became of the chat digest, when a chat topic is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatDelivery>,
+    /// Ages, overdue, came back, time to fix and trend, when the run advanced its stream's
+    /// finding lifecycle (see [`crate::lifecycle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleSection>,
+    /// Why the run was not compared with the stream's history, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_compared: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -243,6 +251,17 @@ pub enum ChatDelivery {
     Sent(String),
     /// Publishing failed; why.
     Failed(String),
+}
+
+impl Digest {
+    /// The audit stream: the scheduled audit's name, or `~on-demand`.
+    pub fn audit_stream(&self) -> String {
+        if self.task_type == crate::vocabulary::TaskType::Scheduled.as_str() {
+            self.audit.clone()
+        } else {
+            crate::summary::ON_DEMAND_STREAM.to_owned()
+        }
+    }
 }
 
 fn audit_label(s: &TaskSummary) -> String {
@@ -341,6 +360,8 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
         unmuted,
         suppressions: None,
         chat: None,
+        lifecycle: None,
+        not_compared: None,
     };
     d.subject = subject(&d);
     d
@@ -369,7 +390,15 @@ pub fn subject(d: &Digest) -> String {
         format!("Audit CANCELED: {}", d.audit)
     } else {
         let worst_new = d.severities.iter().find(|s| s.new > 0);
+        let overdue_critical = d.lifecycle.as_ref().map_or(0, |l| l.overdue_of(&Severity::Critical));
         let mut s = match worst_new {
+            _ if overdue_critical > 0 => {
+                let mut s = format!("{}: {} overdue CRITICAL", d.audit, thousands(overdue_critical));
+                if let Some(w) = worst_new {
+                    let _ = write!(s, ", {} new {}", thousands(w.new as u64), w.severity);
+                }
+                s
+            }
             Some(w) => format!(
                 "{}: {} new {} finding{}",
                 d.audit,
@@ -427,6 +456,9 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
         d.task_status
     );
     match &d.previous_task_id {
+        _ if d.not_compared.is_some() => {
+            let _ = writeln!(head, "Not compared: {}", d.not_compared.as_deref().unwrap_or_default());
+        }
         Some(p) => {
             let _ = writeln!(head, "Compared with the previous run: task {p}");
         }
@@ -445,6 +477,9 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
     for s in &d.severities {
         let _ =
             writeln!(head, "  {:<20} {:>9} {:>8} {:>9}", s.severity, s.open, fmt_signed(s.new), fmt_neg(s.resolved));
+    }
+    if let Some(l) = &d.lifecycle {
+        digest_lifecycle::render_summary(&mut head, l);
     }
     render_muting(&mut head, d);
     let _ = writeln!(head, "\nChecks (non-compliant / total, change since the previous run)");
@@ -485,7 +520,12 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
     let mut tail = String::new();
     let _ = writeln!(tail, "\nPersisting findings: {}", thousands(d.persisting_count));
     let _ = writeln!(tail, "Console: {}", d.console_url);
-    let _ = writeln!(tail, "All findings of this task are kept in DynamoDB under TASK#{}.", d.task_id);
+    let _ = writeln!(
+        tail,
+        "Every finding's episode (first seen, resolved, came back) is kept in DynamoDB under EP#{}#…; \
+         ask it with `audit-history`.",
+        d.audit_stream()
+    );
 
     let mut body = head;
     let budget = max_bytes.saturating_sub(tail.len() + 200);
@@ -510,6 +550,25 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
         }
         if shown < count {
             let _ = writeln!(body, "  … and {} more (not listed to keep this message small)", thousands(count - shown));
+        }
+    }
+    if let Some(l) = &d.lifecycle {
+        for (title, lines, count) in digest_lifecycle::render_lists(l, d.task_start_time) {
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(body, "\n{title} ({})", thousands(count));
+            let mut shown = 0u64;
+            for line in lines {
+                if body.len() + line.len() > budget {
+                    break;
+                }
+                body.push_str(&line);
+                shown += 1;
+            }
+            if shown < count {
+                let _ = writeln!(body, "  … and {} more (ask `audit-history open`)", thousands(count - shown));
+            }
         }
     }
     body.push_str(&tail);
@@ -592,20 +651,30 @@ fn fmt_neg(n: i64) -> String {
 }
 
 /// SNS message attributes, so subscribers can filter (e.g. only digests with new CRITICAL):
-/// `audit`, `taskStatus` (String), `CRITICAL`/`HIGH`/`MEDIUM`/`LOW` (open findings) and
-/// `newCRITICAL`/`newHIGH`/`newMEDIUM`/`newLOW` (Number). Ten attributes, SNS's maximum.
+/// `audit`, `taskStatus` (String); `CRITICAL`/`HIGH`/`MEDIUM` (open findings) and
+/// `newCRITICAL`/`newHIGH`/`newMEDIUM` (Number); `overdueCRITICAL` (Number) and, when some
+/// are overdue, `overdue` (String.Array of the severities with overdue findings, e.g.
+/// `["CRITICAL","HIGH"]`). At most ten: SNS drops messages with more for SQS subscriptions
+/// with raw message delivery (LOW counts are in the body).
 pub fn message_attributes(d: &Digest) -> Vec<(String, &'static str, String)> {
     let mut out = vec![
         ("audit".to_owned(), "String", d.audit.clone()),
         ("taskStatus".to_owned(), "String", d.task_status.clone()),
     ];
-    for s in Severity::KNOWN {
+    let attributed = [Severity::Critical, Severity::High, Severity::Medium];
+    for s in &attributed {
         let l = d.severities.iter().find(|l| l.severity == s.as_str());
         out.push((s.to_string(), "Number", l.map_or(0, |l| l.open).to_string()));
     }
-    for s in Severity::KNOWN {
+    for s in &attributed {
         let l = d.severities.iter().find(|l| l.severity == s.as_str());
         out.push((format!("new{s}"), "Number", l.map_or(0, |l| l.new).to_string()));
+    }
+    let overdue = |s: &Severity| d.lifecycle.as_ref().map_or(0, |l| l.overdue_of(s));
+    out.push(("overdueCRITICAL".to_owned(), "Number", overdue(&Severity::Critical).to_string()));
+    let severities: Vec<&str> = Severity::KNOWN.iter().filter(|s| overdue(s) > 0).map(|s| s.as_str()).collect();
+    if !severities.is_empty() {
+        out.push(("overdue".to_owned(), "String.Array", serde_json::to_string(&severities).unwrap_or_default()));
     }
     out
 }

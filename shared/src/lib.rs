@@ -14,6 +14,7 @@ pub mod aws;
 pub mod chat_digest;
 pub mod checks;
 pub mod digest;
+pub mod digest_lifecycle;
 pub mod drift_report;
 pub mod finding;
 pub mod lifecycle;

@@ -229,6 +229,13 @@ impl Episode {
         }
     }
 
+    /// Whether the run started at `run_start` had this finding (this episode or an earlier one
+    /// covers it): how "what did task X find" is answered from episodes.
+    pub fn covers(&self, run_start: i64) -> bool {
+        let within = |first: i64, resolved: Option<i64>| first <= run_start && resolved.is_none_or(|r| run_start < r);
+        within(self.first_seen, self.resolved_at) || self.history.iter().any(|(f, r)| within(*f, Some(*r)))
+    }
+
     /// What a run loads of an open episode.
     pub fn open_view(&self) -> OpenEpisode {
         OpenEpisode {

@@ -207,6 +207,24 @@ impl TaskSummary {
         self.progress.iter().filter(|(_, p)| !p.done).map(|(c, _)| c.clone()).collect()
     }
 
+    /// Open (not muted) findings per severity, from the checks' counts (failed checks left out).
+    pub fn open_by_severity(&self) -> BTreeMap<String, i64> {
+        let mut open = BTreeMap::new();
+        for c in &self.outline.checks {
+            if c.run_status == CheckRunStatus::Failed {
+                continue;
+            }
+            let sev = self
+                .progress
+                .get(c.check_name.as_str())
+                .and_then(|p| p.severity.clone())
+                .or_else(|| crate::catalog(c.check_name.as_str()).map(|s| s.severity.clone()));
+            let sev = sev.map_or_else(|| "UNKNOWN".to_owned(), |s| s.to_string());
+            *open.entry(sev).or_insert(0) += (c.non_compliant - c.suppressed).max(0);
+        }
+        open
+    }
+
     /// Per-severity totals from the per-check progress.
     pub fn compute_severity_counts(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use system_tests::runtime_api::RuntimeApi;
 use system_tests::{
-    admin, clients, count_findings, dynamodb_endpoint, sns_event, spawn_bootstrap_with, unique, workspace,
+    admin, clients, dynamodb_endpoint, run_findings, sns_event, spawn_bootstrap_with, unique, workspace,
 };
 
 const CHECKS: [&str; 4] = [
@@ -35,23 +35,56 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// One measured run.
 struct Row {
     mode: &'static str,
+    /// `first` (every finding new) or `drift` (the next run, ~20% of findings changed).
+    run: &'static str,
     /// Findings/s DynamoDB Local accepts for the same findings written alone (see `store_alone`).
     store_rate: f64,
     findings: u64,
     secs: f64,
+    to_digest_secs: f64,
     ingest_secs: f64,
+    new: u64,
+    resolved: u64,
+    write_units: f64,
+    read_units: f64,
+    /// Write units the previous layout (an item per finding per run, plus its index copy) spent
+    /// on the same findings.
+    legacy_write_units: f64,
     throttled: u64,
     rss_mb: f64,
-    stored: u64,
+    exact: bool,
     error: Option<String>,
 }
 
-async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
-    let devices = (findings / 4).to_string();
-    let mut args =
-        vec!["--fleet-devices", devices.as_str(), "--noncompliant-share", "1.0", "--task-duration-secs", "1"];
+/// The emulator, table and topics one size is measured on (two runs of one audit stream).
+struct Bench {
+    _emu: device_defender_emulator::Running,
+    url: String,
+    c: audit_notification::Clients,
+    table: String,
+    digest: String,
+    queue: String,
+}
+
+/// Findings per device with `--noncompliant-share 0.4` over the four checks (0.4 + 0.8 + 0.12
+/// + 0.12): every check below 100%, so each run drifts both ways (20% fixed, as many new).
+const FINDINGS_PER_DEVICE: f64 = 1.44;
+
+async fn bench(mode: &'static str, findings: u32) -> Bench {
+    let devices = ((findings as f64 / FINDINGS_PER_DEVICE).round() as u32).to_string();
+    let mut args = vec![
+        "--fleet-devices",
+        devices.as_str(),
+        "--noncompliant-share",
+        "0.4",
+        "--drift-share",
+        "0.2",
+        "--task-duration-secs",
+        "1",
+    ];
     if mode == "aws-quota" {
         args.extend(["--rate-limits", "--latency-ms", "100"]);
     }
@@ -63,15 +96,14 @@ async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
     audit_shared::aws::dynamodb::create_table(&c.dynamodb, &table).await.unwrap();
     let digest = c.sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
     let queue = c.sqs.create_queue().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
-    let cfg: serde_json::Map<String, Value> =
-        CHECKS.iter().map(|c| (c.to_string(), json!({ "enabled": true }))).collect();
     let update = c
         .iot
         .update_account_audit_configuration()
         .role_arn("arn:aws:iam::123456789012:role/audit")
         .set_audit_check_configurations(Some(
-            cfg.keys()
-                .map(|k| (k.clone(), aws_sdk_iot::types::AuditCheckConfiguration::builder().enabled(true).build()))
+            CHECKS
+                .iter()
+                .map(|k| (k.to_string(), aws_sdk_iot::types::AuditCheckConfiguration::builder().enabled(true).build()))
                 .collect(),
         ));
     // The configuration calls are rate limited too in aws-quota mode: retry them.
@@ -81,6 +113,21 @@ async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    Bench { _emu: emu, url, c, table, digest, queue }
+}
+
+/// What the function's stdout says about one invocation.
+#[derive(Default)]
+struct Logged {
+    ingest_ms: f64,
+    throttled: f64,
+    write_units: f64,
+    read_units: f64,
+    digest_at: Option<Instant>,
+}
+
+async fn run(bin: &str, b: &Bench, mode: &'static str, label: &'static str) -> Row {
+    let c = &b.c;
     let mut task = None;
     for _ in 0..20 {
         if let Ok(t) = c
@@ -96,35 +143,45 @@ async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let task = task.expect("audit started");
-    admin(&url, "POST", "/_emulator/clock/advance", json!({ "seconds": 5 })).await;
-    let message = admin(&url, "GET", &format!("/_emulator/notifications/{task}"), Value::Null).await.to_string();
+    admin(&b.url, "POST", "/_emulator/clock/advance", json!({ "seconds": 5 })).await;
+    let message = admin(&b.url, "GET", &format!("/_emulator/notifications/{task}"), Value::Null).await.to_string();
 
     let api = RuntimeApi::start().await;
     let rate = if mode == "aws-quota" { "10" } else { "100000" };
     let env = [
-        ("AWS_ENDPOINT_URL_IOT", url.clone()),
-        ("AWS_ENDPOINT_URL_SNS", url.clone()),
-        ("AWS_ENDPOINT_URL_SQS", url.clone()),
+        ("AWS_ENDPOINT_URL_IOT", b.url.clone()),
+        ("AWS_ENDPOINT_URL_SNS", b.url.clone()),
+        ("AWS_ENDPOINT_URL_SQS", b.url.clone()),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
-        ("TABLE_NAME", table.clone()),
-        ("DIGEST_TOPIC_ARN", digest.clone()),
-        ("CONTINUATION_QUEUE_URL", queue.clone()),
+        ("TABLE_NAME", b.table.clone()),
+        ("DIGEST_TOPIC_ARN", b.digest.clone()),
+        ("CONTINUATION_QUEUE_URL", b.queue.clone()),
         ("FINDINGS_RATE_LIMIT", rate.to_owned()),
     ];
     let mut child = spawn_bootstrap_with(std::path::Path::new(bin), api.addr, &env, std::process::Stdio::piped());
     let stdout = child.stdout.take().expect("piped stdout");
-    // The function's EMF lines carry IngestDuration (reading + storing, without the digest) and
-    // Throttles (attempts answered with ThrottlingException, retried ones included).
-    let emf = std::thread::spawn(move || {
+    // The function's stdout: EMF lines (IngestDuration: reading and writing, without the
+    // digest; Throttles), the "digest sent" log line (when it is seen is when the digest was
+    // published) and the capacity the invocation consumed.
+    let logged = std::thread::spawn(move || {
         use std::io::BufRead;
-        let metric = |v: &Value, name: &str| v.get(name).and_then(Value::as_f64).unwrap_or(0.0);
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
-            .fold((0.0, 0.0), |(ms, throttled), v| {
-                (ms + metric(&v, "IngestDuration"), throttled + metric(&v, "Throttles"))
-            })
+        let num = |v: &Value, name: &str| v.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+        let mut l = Logged::default();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            l.ingest_ms += num(&v, "IngestDuration");
+            l.throttled += num(&v, "Throttles");
+            let fields = &v["fields"];
+            match fields["message"].as_str() {
+                Some("digest sent") => l.digest_at = Some(Instant::now()),
+                Some("dynamodb capacity consumed") => {
+                    l.write_units += num(fields, "write_units");
+                    l.read_units += num(fields, "read_units");
+                }
+                _ => {}
+            }
+        }
+        l
     });
     let pid = child.id();
     api.ready().await;
@@ -134,18 +191,50 @@ async fn run(bin: &str, mode: &'static str, findings: u32) -> Row {
     let rss_mb = status_kb(pid, "VmHWM:") as f64 / 1024.0;
     let _ = child.kill();
     let _ = child.wait();
-    let (ingest_ms, throttled) = emf.join().unwrap_or_default();
-    let count = count_findings(&c.dynamodb, &table, &task).await;
-    let store_rate = store_alone(&url, &c, &task).await;
+    let logged = logged.join().unwrap_or_default();
+    let to_digest_secs = logged.digest_at.map_or(f64::NAN, |t| t.duration_since(start).as_secs_f64());
+    // Exact: the findings rebuilt from the episodes are the task's, one for one.
+    let reader = audit_shared::aws::iot::IotAuditReader::new(c.iot.clone());
+    admin(&b.url, "PUT", "/_emulator/faults", json!({})).await;
+    let outline = {
+        use audit_shared::ports::AuditReader;
+        reader.describe_task(&task).await.expect("task described")
+    };
+    let expected: i64 = outline.checks.iter().map(|c| c.non_compliant).sum();
+    let stored = run_findings(&c.dynamodb, &b.table, &outline.audit_stream(), outline.task_start_time).await;
+    let digest: Value = {
+        let out = c
+            .dynamodb
+            .get_item()
+            .table_name(&b.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TASK#{task}")))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("DIGEST".into()))
+            .send()
+            .await
+            .unwrap();
+        out.item.map(|i| serde_dynamo::from_item(i).unwrap()).unwrap_or(Value::Null)
+    };
+    let (store_rate, legacy_write_units) = store_alone(&b.url, c, &task).await;
+    if mode == "aws-quota" {
+        admin(&b.url, "PUT", "/_emulator/faults", json!({ "rateLimits": true, "latencyMs": 100 })).await;
+    }
     Row {
         mode,
+        run: label,
         store_rate,
-        findings: findings as u64,
+        findings: expected as u64,
         secs,
-        ingest_secs: ingest_ms / 1000.0,
-        throttled: throttled as u64,
+        to_digest_secs,
+        ingest_secs: logged.ingest_ms / 1000.0,
+        new: digest["newCount"].as_u64().unwrap_or(0),
+        resolved: digest["resolvedCount"].as_u64().unwrap_or(0),
+        write_units: logged.write_units,
+        read_units: logged.read_units,
+        legacy_write_units,
+        throttled: logged.throttled as u64,
         rss_mb,
-        stored: count,
+        exact: stored.len() as i64 == expected
+            && stored.iter().collect::<std::collections::BTreeSet<_>>().len() == stored.len(),
         error: out.err().map(|e| e.to_string()),
     }
 }
@@ -173,14 +262,15 @@ async fn init_once(bin: &str) -> f64 {
     ms
 }
 
-/// How fast DynamoDB Local stores this task's findings when nothing else limits it: faults and
-/// rate limits off, every finding read first, then written into a fresh table through the same
-/// adapter with the function's write pattern (one writer per check, a page at a time). On a
-/// small machine DynamoDB Local, not the 2,500/s read ceiling, can be the bound of the ingest;
-/// this column says which.
-async fn store_alone(url: &str, c: &audit_notification::Clients, task: &str) -> f64 {
-    use audit_shared::aws::{dynamodb::DynamoTaskStore, iot::IotAuditReader};
-    use audit_shared::ports::{AuditReader, TaskStore};
+/// The previous layout, replayed: every finding of the task written as its own item (task +
+/// check + resource, with the `byResource` index copy), as the function did before episodes,
+/// into a fresh table through BatchWriteItem with one writer per check, a page at a time.
+/// Returns the findings/s DynamoDB Local took (on a small machine it, not the 2,500/s read
+/// ceiling, can bound the ingest; this column says which) and the write units it reported.
+async fn store_alone(url: &str, c: &audit_notification::Clients, task: &str) -> (f64, f64) {
+    use audit_shared::aws::iot::IotAuditReader;
+    use audit_shared::ports::AuditReader;
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
     admin(url, "PUT", "/_emulator/faults", json!({})).await;
     let reader = IotAuditReader::new(c.iot.clone());
     let outline = reader.describe_task(task).await.expect("task described");
@@ -200,20 +290,58 @@ async fn store_alone(url: &str, c: &audit_notification::Clients, task: &str) -> 
     let n: usize = pages_by_check.iter().flatten().map(Vec::len).sum();
     let table = unique("bench-store");
     audit_shared::aws::dynamodb::create_table(&c.dynamodb, &table).await.unwrap();
-    let store = std::sync::Arc::new(DynamoTaskStore::new(c.dynamodb.clone(), table, 400));
-    let outline = std::sync::Arc::new(outline);
+    let s = |v: String| AttributeValue::S(v);
+    let units = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
     let start = Instant::now();
     let mut writers = tokio::task::JoinSet::new();
     for pages in pages_by_check {
-        let (store, outline) = (store.clone(), outline.clone());
+        let (ddb, table, outline, units) = (c.dynamodb.clone(), table.clone(), outline.clone(), units.clone());
         writers.spawn(async move {
             for page in pages {
-                store.put_findings(&outline, &page).await.expect("findings stored");
+                let items: Vec<WriteRequest> = page
+                    .iter()
+                    .map(|f| {
+                        let key = f.resource_key();
+                        let mut item: std::collections::HashMap<String, AttributeValue> =
+                            serde_dynamo::to_item(f).expect("encodable");
+                        item.insert("pk".into(), s(format!("TASK#{}", outline.task_id)));
+                        item.insert("sk".into(), s(format!("FINDING#{}#{key}", f.check_name)));
+                        item.insert("gsi1pk".into(), s(format!("RESOURCE#{key}")));
+                        item.insert(
+                            "gsi1sk".into(),
+                            s(format!("{:013}#{}#{}", outline.task_start_time, outline.task_id, f.check_name)),
+                        );
+                        item.insert("resourceKey".into(), s(key));
+                        item.insert("auditStream".into(), s(outline.audit_stream()));
+                        item.insert("taskStartTime".into(), AttributeValue::N(outline.task_start_time.to_string()));
+                        item.insert("expiresAt".into(), AttributeValue::N("4102444800".into()));
+                        WriteRequest::builder()
+                            .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item"))
+                            .build()
+                    })
+                    .collect();
+                for chunk in items.chunks(25) {
+                    let mut pending = chunk.to_vec();
+                    while !pending.is_empty() {
+                        let out = ddb
+                            .batch_write_item()
+                            .request_items(&table, pending.clone())
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send()
+                            .await
+                            .expect("written");
+                        let used: f64 = out.consumed_capacity().iter().filter_map(|c| c.capacity_units).sum();
+                        *units.lock().unwrap() += used;
+                        pending = out.unprocessed_items.and_then(|mut m| m.remove(&table)).unwrap_or_default();
+                    }
+                }
             }
         });
     }
     writers.join_all().await;
-    n as f64 / start.elapsed().as_secs_f64()
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let used = *units.lock().unwrap();
+    (rate, used)
 }
 
 #[tokio::main]
@@ -242,49 +370,55 @@ async fn main() {
         inits[INIT_SAMPLES - 1]
     );
     println!();
-    println!(
-        "seconds: the whole invocation (ingest + digest); ingest s: reading and storing only (EMF IngestDuration)"
-    );
+    println!("run: first (every finding new) or drift (the next run of the same audit, ~20% of findings fixed and as many new)");
+    println!("to digest s: notification delivered -> digest published (the 'digest sent' log line); seconds: the whole invocation, episode closing included");
+    println!("% of 2,500/s: findings / to-digest seconds over the ListAuditFindings ceiling (aws-quota mode)");
+    println!("WCU: write units DynamoDB Local reported for the invocation (ReturnConsumedCapacity TOTAL, index included); before: the previous layout's finding items for the same findings");
+    println!("store alone: findings/s DynamoDB Local takes for the previous layout's items written alone (no reading)");
+    println!("exact: the findings rebuilt from the episodes are the task's, one for one");
     println!();
-    println!("store alone: findings/s DynamoDB Local takes for the same findings written alone (no reading)");
-    println!("% of reachable: findings/s over the lower of 2,500/s and store alone");
-    println!("throttled attempts: ThrottlingException answers the SDK retried (EMF Throttles); error: what surfaced");
-    println!();
-    println!("| mode | findings | seconds | ingest s | findings/s (ingest) | % of 2,500/s | store alone /s | % of reachable | peak RSS MB | stored | throttled attempts | error |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("| mode | run | findings | new | resolved | to digest s | seconds | ingest s | % of 2,500/s | WCU | WCU before | RCU | store alone /s | peak RSS MB | exact | throttled attempts | error |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
     let modes: Vec<&'static str> = match std::env::var("BENCH_MODES") {
         Ok(v) => ["unlimited", "aws-quota"].into_iter().filter(|m| v.split(',').any(|w| w.trim() == *m)).collect(),
         Err(_) => vec!["unlimited", "aws-quota"],
     };
     // DynamoDB Local is a JVM: its first ~10^4 writes run interpreted, about 20% slower. AWS's
     // DynamoDB is always warm, so warm it with one ingest that is not reported.
-    let warm = run(&bin, "unlimited", 10_000).await;
-    eprintln!("(warm-up: one unlimited 10^4 ingest, {:.1} s, not reported)", warm.secs);
+    let warm = bench("unlimited", 10_000).await;
+    let w = run(&bin, &warm, "unlimited", "first").await;
+    eprintln!("(warm-up: one unlimited 10^4 ingest, {:.1} s, not reported)", w.secs);
     for mode in modes {
         for &n in &sizes {
-            let r = run(&bin, mode, n).await;
-            let rate = r.findings as f64 / if r.ingest_secs > 0.0 { r.ingest_secs } else { r.secs };
-            let (pct, reachable) = if mode == "aws-quota" {
-                let pct = |of: f64| format!("{:.0}%", rate / of * 100.0);
-                (pct(2500.0), pct(r.store_rate.min(2500.0)))
-            } else {
-                ("-".into(), format!("{:.0}%", rate / r.store_rate * 100.0))
-            };
-            println!(
-                "| {} | {} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {} | {:.1} | {} | {} | {} |",
-                r.mode,
-                r.findings,
-                r.secs,
-                r.ingest_secs,
-                rate,
-                pct,
-                r.store_rate,
-                reachable,
-                r.rss_mb,
-                r.stored,
-                r.throttled,
-                r.error.as_deref().unwrap_or("-")
-            );
+            let b = bench(mode, n).await;
+            for label in ["first", "drift"] {
+                let r = run(&bin, &b, mode, label).await;
+                let pct = if mode == "aws-quota" {
+                    format!("{:.0}%", r.findings as f64 / r.to_digest_secs / 2500.0 * 100.0)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} | {} |",
+                    r.mode,
+                    r.run,
+                    r.findings,
+                    r.new,
+                    r.resolved,
+                    r.to_digest_secs,
+                    r.secs,
+                    r.ingest_secs,
+                    pct,
+                    r.write_units,
+                    r.legacy_write_units,
+                    r.read_units,
+                    r.store_rate,
+                    r.rss_mb,
+                    if r.exact { "yes" } else { "NO" },
+                    r.throttled,
+                    r.error.as_deref().unwrap_or("-")
+                );
+            }
         }
     }
 }

@@ -136,24 +136,41 @@ pub fn spawn_bootstrap_with(
     cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
-/// How many finding items a task has in the table.
-pub async fn count_findings(ddb: &aws_sdk_dynamodb::Client, table: &str, task_id: &str) -> u64 {
+/// The findings of a run (`stream`, started at `run_start`) as the table answers them:
+/// rebuilt from the stream's episodes, as (check, resource key), in table order.
+pub async fn run_findings(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    stream: &str,
+    run_start: i64,
+) -> Vec<(String, String)> {
+    let store = audit_shared::aws::dynamodb::DynamoEpisodeStore::new(ddb.clone(), table.to_owned(), 400, Default::default());
+    let episodes = store.run_findings(stream, run_start).await.expect("the table answers");
+    episodes.into_iter().map(|e| (e.finding.check_name.to_string(), e.resource_key)).collect()
+}
+
+/// How many open episodes (open findings) an audit stream has in the table.
+pub async fn count_open(ddb: &aws_sdk_dynamodb::Client, table: &str, stream: &str) -> u64 {
+    use audit_shared::aws::dynamodb::episode_store::shard_pk;
     use aws_sdk_dynamodb::types::{AttributeValue, Select};
-    ddb.query()
-        .table_name(table)
-        .key_condition_expression("pk = :p AND begins_with(sk, :f)")
-        .expression_attribute_values(":p", AttributeValue::S(format!("TASK#{task_id}")))
-        .expression_attribute_values(":f", AttributeValue::S("FINDING#".into()))
-        .select(Select::Count)
-        .limit(audit_shared::aws::dynamodb::QUERY_PAGE_LIMIT)
-        .into_paginator()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .expect("the table answers")
-        .iter()
-        .map(|p| p.count as u64)
-        .sum()
+    let mut total = 0;
+    for shard in 0..audit_shared::lifecycle::EPISODE_SHARDS {
+        let pages: Vec<_> = ddb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :o)")
+            .expression_attribute_values(":p", AttributeValue::S(shard_pk(stream, shard)))
+            .expression_attribute_values(":o", AttributeValue::S("O#".into()))
+            .select(Select::Count)
+            .limit(audit_shared::aws::dynamodb::QUERY_PAGE_LIMIT)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("the table answers");
+        total += pages.iter().map(|p| p.count as u64).sum::<u64>();
+    }
+    total
 }
 
 /// SDK configuration with dummy credentials, a fixed region, and `retries` attempts (adaptive).

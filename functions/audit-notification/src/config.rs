@@ -1,5 +1,6 @@
 //! Configuration, from environment variables only (the template sets them).
 
+use audit_shared::lifecycle::Deadlines;
 use audit_shared::settings::Settings;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct Config {
     pub lease: Duration,
     /// `AWS_MAX_ATTEMPTS` (default 10): SDK attempts per call (adaptive retry mode).
     pub max_attempts: u32,
+    /// `OVERDUE_DAYS` (default `CRITICAL=7,HIGH=30,MEDIUM=90,LOW=180`): how long a finding of
+    /// each severity may stay open before digests call it overdue.
+    pub deadlines: Deadlines,
 }
 
 pub use audit_shared::settings::ConfigError;
@@ -52,6 +56,14 @@ impl Config {
             None => None,
             Some(_) => Some(Duration::from_millis(env.parsed("MAX_SLICE_MS", 0)?)),
         };
+        let deadlines = match env.optional("OVERDUE_DAYS") {
+            None => Deadlines::default(),
+            Some(v) => Deadlines::parse(&v).map_err(|e| ConfigError::Invalid {
+                name: "OVERDUE_DAYS",
+                value: v.clone(),
+                why: e.to_string(),
+            })?,
+        };
         Ok(Config {
             table_name: env.required("TABLE_NAME")?,
             digest_topic_arn: env.required("DIGEST_TOPIC_ARN")?,
@@ -65,6 +77,7 @@ impl Config {
             max_slice,
             lease: Duration::from_millis(env.in_range("LEASE_MS", 120_000, 1_000..=900_000)?),
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 10, 1..=20)?,
+            deadlines,
         })
     }
 }
@@ -128,6 +141,8 @@ mod tests {
             ("MAX_SLICE_MS", "soon"),
             ("LEASE_MS", "10"),
             ("AWS_MAX_ATTEMPTS", "0"),
+            ("OVERDUE_DAYS", "CRITICAL=0"),
+            ("OVERDUE_DAYS", "URGENT=3"),
         ];
         audit_shared::settings::assert_errors_name_the_variable(&BASE, &bad, |pairs| Config::from_lookup(env(pairs)));
     }

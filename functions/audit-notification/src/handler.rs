@@ -11,7 +11,7 @@
 //!   `batchItemFailures` and comes back later.
 
 use crate::ingest::{Ingestor, Outcome};
-use audit_shared::ports::{AuditReader, ContinuationQueue, DigestPublisher, PortError, TaskStore};
+use audit_shared::ports::{AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, TaskStore};
 use audit_shared::work::{parse_continuation, parse_notification, Work};
 use aws_lambda_events::sns::SnsRecord;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
@@ -35,8 +35,8 @@ pub struct RetryableFailure {
 }
 
 /// Handles one invocation. `remaining` is the time to the Lambda deadline.
-pub async fn handle<R, S, P, Q>(
-    ingestor: &Ingestor<R, S, P, Q>,
+pub async fn handle<R, S, E, P, Q>(
+    ingestor: &Ingestor<R, S, E, P, Q>,
     event: Value,
     request_id: &str,
     remaining: Duration,
@@ -44,6 +44,7 @@ pub async fn handle<R, S, P, Q>(
 where
     R: AuditReader + 'static,
     S: TaskStore + 'static,
+    E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
 {
@@ -123,8 +124,8 @@ where
     }
 }
 
-async fn run<R, S, P, Q>(
-    ingestor: &Ingestor<R, S, P, Q>,
+async fn run<R, S, E, P, Q>(
+    ingestor: &Ingestor<R, S, E, P, Q>,
     work: Work,
     deadline: Instant,
     request_id: &str,
@@ -132,6 +133,7 @@ async fn run<R, S, P, Q>(
 where
     R: AuditReader + 'static,
     S: TaskStore + 'static,
+    E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
 {

@@ -1,26 +1,27 @@
-//! The ingest of one task: claim it, read every finding of every non-compliant check (checks
-//! in parallel, under one client-side rate limit, reads overlapping writes), checkpoint after
-//! each stored page, hand over to a continuation before the deadline, then complete the task
-//! and send its digest exactly once.
+//! The ingest of one task: claim it, take its audit stream (one run at a time advances a
+//! stream's episodes), read every finding of every non-compliant check (checks in parallel,
+//! under one client-side rate limit, reads overlapping writes) while the stream's open episodes
+//! load, write what changed page by page (new episodes, mute changes, a seen record) and
+//! checkpoint, hand over to a continuation before the deadline, then complete the task, send its
+//! digest at most once — every count of it known when the last page is read — and only then
+//! close the episodes this run resolved and let the stream go.
 //!
-//! Idempotence: a finding's key is task + check + resource, so writing a page twice changes
-//! nothing; progress (next token and stored count) moves only after its page is stored, so a
-//! crash re-reads at most the pages since the last checkpoint and counts nothing twice. A lease
-//! on the summary item keeps two invocations from working on one task; a busy task is looked at
-//! again through the continuation queue.
+//! Idempotence: every write is keyed by stream + finding or task + page, so writing a page twice
+//! changes nothing; progress (next token and counts) moves only after its page is written, so a
+//! crash re-reads at most the pages since the last checkpoint. A run's view is rebuilt exactly
+//! from what it wrote (episodes first seen at its start, seen records): see
+//! `audit_shared::lifecycle`. A lease on the summary item keeps two invocations from working on
+//! one task; a busy task or stream is looked at again through the continuation queue.
 
 use crate::config::Config;
 use crate::metrics::IngestMetrics;
-use audit_shared::chat_digest::render_chat;
-use audit_shared::digest::{self, Changes, ChatDelivery, DigestFinding};
-use audit_shared::finding::fnv1a;
+use crate::run_view::{self, RunView};
 use audit_shared::ports::{
-    AuditReader, Claim, ContinuationQueue, DigestPublisher, FindingsPage, PortError, StoredKey, TaskStore,
+    AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, FindingsPage, PortError, StreamLock,
+    TaskStore,
 };
-use audit_shared::summary::{CheckProgress, DigestState, IngestState, TaskOutline, TaskSummary};
+use audit_shared::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
-use audit_shared::{TaskStatus, TaskType};
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
@@ -28,11 +29,13 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 /// The AWS side of the function.
-pub struct Ports<R, S, P, Q> {
+pub struct Ports<R, S, E, P, Q> {
     /// Device Defender's audit API.
     pub reader: R,
-    /// The findings table.
+    /// The findings table: tasks.
     pub store: S,
+    /// The findings table: the episodes of every audit stream (shared with the shard readers).
+    pub episodes: Arc<E>,
     /// The digest topic (mail).
     pub publisher: P,
     /// The chat topic (AWS Chatbot custom notifications), when configured.
@@ -79,7 +82,10 @@ impl RateLimiter {
     }
 }
 
-fn now_ms() -> i64 {
+/// How long a run holds its audit stream without taking it again (each slice does).
+pub const STREAM_HOLD_MS: i64 = 30 * 60 * 1000;
+
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
 }
 
@@ -90,20 +96,21 @@ enum Msg {
 }
 
 /// The ingest service, generic over its ports.
-pub struct Ingestor<R, S, P, Q> {
-    pub ports: Arc<Ports<R, S, P, Q>>,
+pub struct Ingestor<R, S, E, P, Q> {
+    pub ports: Arc<Ports<R, S, E, P, Q>>,
     pub config: Config,
     pub region: String,
 }
 
-impl<R, S, P, Q> Ingestor<R, S, P, Q>
+impl<R, S, E, P, Q> Ingestor<R, S, E, P, Q>
 where
     R: AuditReader + 'static,
     S: TaskStore + 'static,
+    E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
 {
-    pub fn new(ports: Ports<R, S, P, Q>, config: Config, region: String) -> Self {
+    pub fn new(ports: Ports<R, S, E, P, Q>, config: Config, region: String) -> Self {
         Ingestor { ports: Arc::new(ports), config, region }
     }
 
@@ -137,10 +144,23 @@ where
             }
             Claim::Acquired(s) => s,
         };
+        let stream = match self.take_stream(&mut summary, owner).await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return Ok(Outcome::Busy),
+            Err(e) => {
+                let _ = self.ports.store.release(&task_id, owner).await;
+                return Err(e);
+            }
+        };
         let mut metrics = IngestMetrics::default();
+        let mut view: Option<RunView> = None;
         if summary.ingest == IngestState::Ingesting {
-            let all_read = match self.read_checks(&mut summary, owner, slice_end, &mut metrics).await {
-                Ok(done) => done,
+            let read = self.read_checks(&mut summary, owner, slice_end, &mut metrics, &stream).await;
+            let all_read = match read {
+                Ok((done, v)) => {
+                    view = v;
+                    done
+                }
                 Err(e) => {
                     // Give the lease back so a retry need not wait for it to expire.
                     let _ = self.ports.store.release(&task_id, owner).await;
@@ -181,7 +201,7 @@ where
             info!(task_id, status = %summary.outline.task_status, stored = summary.progress.values().map(|p| p.stored).sum::<i64>(),
                 pages = summary.pages_read + metrics.pages_read as i64, throttled = metrics.throttles, "ingest complete");
         }
-        let digest = self.send_digest(&summary, owner).await;
+        let digest = self.send_digest(&summary, owner, &mut view, &stream).await;
         let digest = match digest {
             Ok(d) => d,
             Err(e) => {
@@ -189,8 +209,70 @@ where
                 return Err(e);
             }
         };
+        if summary.lifecycle == LifecycleState::Pending {
+            if let Err(e) = self.close_episodes(&summary, &mut view, &stream).await {
+                let _ = self.ports.store.release(&task_id, owner).await;
+                return Err(e);
+            }
+        }
         self.ports.store.release(&task_id, owner).await?;
         Ok(Outcome::Complete { digest, stored: summary.progress.values().map(|p| p.stored).sum() })
+    }
+
+    /// Takes the task's audit stream when the task advances it (COMPLETED, lifecycle pending):
+    /// `None` when another run holds it (a later look is queued and the lease given back). A
+    /// run older than the stream's last applied one is not tracked.
+    async fn take_stream(&self, summary: &mut TaskSummary, owner: &str) -> Result<Option<StreamRun>, PortError> {
+        let o = &summary.outline;
+        if summary.lifecycle != LifecycleState::Pending {
+            return Ok(Some(StreamRun { last_run: None }));
+        }
+        let (stream, now) = (o.audit_stream(), now_ms());
+        match self.ports.episodes.lock_stream(&stream, &o.task_id, o.task_start_time, now, now + STREAM_HOLD_MS).await? {
+            StreamLock::Acquired { last_run } => Ok(Some(StreamRun { last_run })),
+            StreamLock::Busy { holder, until } => {
+                let delay = ((until - now) / 1000 + 2).clamp(1, 60) as u32;
+                info!(task_id = %o.task_id, stream, holder, delay, "another run of this audit is being applied: looking again later");
+                self.ports.queue.enqueue(&Continuation::new(&o.task_id, "stream-busy"), delay).await?;
+                self.ports.store.release(&o.task_id, owner).await?;
+                Ok(None)
+            }
+            StreamLock::Late { last_start, last_task } => {
+                let state = if last_task == o.task_id {
+                    LifecycleState::Applied
+                } else {
+                    warn!(task_id = %o.task_id, stream, last_task, last_start,
+                        "a later run of this audit was applied first: this run changes no episode");
+                    LifecycleState::NotTracked
+                };
+                self.ports.store.set_lifecycle(&o.task_id, state).await?;
+                summary.lifecycle = state;
+                Ok(Some(StreamRun { last_run: None }))
+            }
+        }
+    }
+
+    /// Closes the episodes this run resolved (after its digest: they are counted already), then
+    /// records the run as the stream's last and lets the stream go.
+    async fn close_episodes(
+        &self,
+        summary: &TaskSummary,
+        view: &mut Option<RunView>,
+        stream: &StreamRun,
+    ) -> Result<(), PortError> {
+        let o = &summary.outline;
+        let v = match view {
+            Some(v) => v,
+            None => view.insert(run_view::load(&self.ports.episodes, summary).await?),
+        };
+        let resolved = v.set.resolved();
+        let name = o.audit_stream();
+        let last_seen = stream.last_run.as_ref().map(|(start, _)| *start);
+        self.ports.episodes.resolve(&name, o.task_start_time, last_seen, &resolved).await?;
+        self.ports.episodes.unlock_stream(&name, &o.task_id, o.task_start_time).await?;
+        self.ports.store.set_lifecycle(&o.task_id, LifecycleState::Applied).await?;
+        info!(task_id = %o.task_id, stream = name, resolved = resolved.len(), "episodes closed; stream released");
+        Ok(())
     }
 
     /// The task's outline: from the notification, or from DescribeAuditTask when the
@@ -214,27 +296,46 @@ where
         }
     }
 
-    /// Reads the pending checks until done or `slice_end`. True when every check is done.
+    /// Reads the pending checks until done or `slice_end`, while the run's view of its stream
+    /// loads (pages wait for it before they are classified). True when every check is done;
+    /// the view when this run tracks its stream.
     async fn read_checks(
         &self,
         summary: &mut TaskSummary,
         owner: &str,
         slice_end: Instant,
         metrics: &mut IngestMetrics,
-    ) -> Result<bool, PortError> {
+        stream: &StreamRun,
+    ) -> Result<(bool, Option<RunView>), PortError> {
+        if summary.lifecycle != LifecycleState::Pending {
+            // Nothing to write: the run changes no episode (its counts are in its summary).
+            for p in summary.progress.values_mut() {
+                p.done = true;
+                p.next_token = None;
+            }
+            return Ok((true, None));
+        }
+        let view = Arc::new(tokio::sync::Mutex::new(RunView::empty(summary)));
+        let loader = {
+            let guard = view.clone().try_lock_owned().expect("the view is new");
+            let (ports, summary) = (self.ports.clone(), summary.clone());
+            tokio::spawn(async move { run_view::load_into(&ports.episodes, &summary, guard).await })
+        };
         let limiter = Arc::new(RateLimiter::new(self.config.findings_rate_limit));
         let permits = Arc::new(Semaphore::new(self.config.read_concurrency));
         let outline = Arc::new(summary.outline.clone());
+        let may_have_closed = stream.last_run.is_some();
         let mut set = JoinSet::new();
         let throttled_before = self.ports.reader.throttled_attempts();
         for check in summary.pending_checks() {
             let progress = summary.progress[&check].clone();
-            let (ports, limiter, permits, outline, owner) =
-                (self.ports.clone(), limiter.clone(), permits.clone(), outline.clone(), owner.to_owned());
+            let (ports, limiter, permits, outline, owner, view) =
+                (self.ports.clone(), limiter.clone(), permits.clone(), outline.clone(), owner.to_owned(), view.clone());
             let lease = self.config.lease;
             set.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("semaphore open");
-                let r = read_check(ports, outline, check.clone(), progress, owner, limiter, slice_end, lease).await;
+                let ctx = CheckReader { ports, outline, owner, limiter, view, slice_end, lease, may_have_closed };
+                let r = ctx.read(check.clone(), progress).await;
                 (check, r)
             });
         }
@@ -254,237 +355,130 @@ where
                 }
             }
         }
+        // The loader is done once any page was classified; without pages, wait for it here.
+        let loaded = loader.await.map_err(|e| PortError::Transient(format!("loading the open episodes failed: {e}")))?;
         // Every reader has finished: the difference is this slice's (one invocation per process).
         metrics.throttles = self.ports.reader.throttled_attempts().saturating_sub(throttled_before);
-        if let Some(e) = first_err {
+        if let Some(e) = first_err.or(loaded.err()) {
             return Err(e);
         }
-        Ok(summary.progress.values().all(|p| p.done))
-    }
-
-    fn wants_digest(&self, o: &TaskOutline) -> bool {
-        let ended_with_results = matches!(o.task_status, TaskStatus::Completed | TaskStatus::Failed);
-        ended_with_results && (o.task_type == TaskType::Scheduled || self.config.on_demand_digest)
-    }
-
-    /// Sends the digest at most once; see [`DigestState`].
-    async fn send_digest(&self, summary: &TaskSummary, owner: &str) -> Result<DigestState, PortError> {
-        let o = &summary.outline;
-        let store = &self.ports.store;
-        if !matches!(summary.digest, DigestState::Pending | DigestState::Publishing) {
-            return Ok(summary.digest);
-        }
-        if !self.wants_digest(o) {
-            store.record_digest(o, None, DigestState::NotWanted, None).await?;
-            return Ok(DigestState::NotWanted);
-        }
-        match store.claim_digest(&o.task_id, owner).await? {
-            None => {}
-            Some(DigestState::Publishing) => {
-                // An invocation died between claiming and recording: it may have published.
-                let d = self.build_digest(summary).await?;
-                store.record_digest(o, Some(&d), DigestState::Unconfirmed, None).await?;
-                error!(task_id = %o.task_id, "digest state unknown after a crash: not sending it again (stored as DIGEST)");
-                return Ok(DigestState::Unconfirmed);
-            }
-            Some(other) => return Ok(other),
-        }
-        let built = self.build_digest(summary).await;
-        let d = match built {
-            Ok(d) => d,
-            Err(e) => {
-                store.record_digest(o, None, DigestState::Pending, None).await?;
-                return Err(e);
-            }
-        };
-        let mut d = d;
-        let body = digest::render_text(&d, digest::MAX_BODY_BYTES);
-        let attributes = digest::message_attributes(&d);
-        match self.ports.publisher.publish(&d.subject, &body, &attributes).await {
-            Ok(id) => {
-                // The chat digest goes out only after the mail digest did, once per claim: a
-                // failure is recorded and logged, never retried (it may have reached SNS).
-                if let Some(chat) = &self.ports.chat {
-                    let delivery = match chat.publish(&d.subject, &render_chat(&d), &attributes).await {
-                        Ok(chat_id) => ChatDelivery::Sent(chat_id),
-                        Err(e) => {
-                            error!(task_id = %o.task_id, error = %e, "chat digest not published (the mail digest was)");
-                            ChatDelivery::Failed(e.to_string())
-                        }
-                    };
-                    d.chat = Some(delivery);
-                }
-                store.record_digest(o, Some(&d), DigestState::Sent, Some(&id)).await?;
-                info!(task_id = %o.task_id, subject = %d.subject, message_id = %id, new = d.new_count,
-                    resolved = d.resolved_count, persisting = d.persisting_count, "digest sent");
-                Ok(DigestState::Sent)
-            }
-            Err(e) => {
-                store.record_digest(o, None, DigestState::Pending, None).await?;
-                Err(e)
-            }
-        }
-    }
-
-    /// Compares the stored findings with the previous run of the same audit (by check + resource).
-    async fn build_digest(&self, summary: &TaskSummary) -> Result<digest::Digest, PortError> {
-        let o = &summary.outline;
-        let store = &self.ports.store;
-        let mut changes = Changes::default();
-        let previous = if o.task_status == TaskStatus::Completed {
-            store.previous_run(&o.audit_stream(), o.task_start_time, &o.task_id).await?
-        } else {
-            None
-        };
-        if o.task_status == TaskStatus::Completed {
-            let hash = |k: &StoredKey| fnv1a(&format!("{}#{}", k.check_name, k.resource_key));
-            let listed = |k: StoredKey| DigestFinding {
-                severity: k.severity,
-                check_name: k.check_name,
-                resource_type: k.resource_type,
-                resource_key: k.resource_key,
-            };
-            // Previous run: each finding and whether it was muted (suppressed).
-            let mut before: HashMap<u64, bool> = HashMap::new();
-            if let Some(p) = &previous {
-                each_key(store, &p.outline.task_id, |k| {
-                    before.insert(hash(&k), k.suppressed);
-                })
-                .await?;
-            }
-            // This run: muted ones are only counted as muted; one muted before and open now is
-            // "unmuted", never new.
-            let mut now: HashSet<u64> = HashSet::new();
-            each_key(store, &o.task_id, |k| {
-                let h = hash(&k);
-                now.insert(h);
-                if k.suppressed {
-                    changes.add_muted(k.severity.clone());
-                    return;
-                }
-                match before.get(&h) {
-                    Some(false) => changes.persisting += 1,
-                    Some(true) => changes.add_unmuted(listed(k)),
-                    None => changes.add_new(listed(k)),
-                }
-            })
-            .await?;
-            // Resolved: open (not muted) before, gone now. A muted finding that went away, or
-            // one open before and muted now, is not a resolution.
-            if let Some(p) = &previous {
-                each_key(store, &p.outline.task_id, |k| {
-                    if !k.suppressed && !now.contains(&hash(&k)) {
-                        changes.add_resolved(listed(k));
-                    }
-                })
-                .await?;
-            }
-        }
-        let mut d = digest::build(summary, previous.as_ref(), changes, &self.region);
-        // A digest without the suppression list is still worth sending: the error is shown.
-        let listed = self.ports.reader.list_suppressions().await.map_err(|e| {
-            warn!(task_id = %o.task_id, error = %e, "suppressions not listed for the digest");
-            e.to_string()
-        });
-        // "Expiring soon" is measured from the audit's start (what the digest describes).
-        digest::add_suppressions(&mut d, listed, o.task_start_time);
-        Ok(d)
+        let view = Arc::try_unwrap(view).map_err(|_| PortError::Transient("the run view is still shared".into()))?;
+        Ok((summary.progress.values().all(|p| p.done), Some(view.into_inner())))
     }
 }
 
-/// Visits every stored finding key of a task, page by page (bounded memory).
-async fn each_key<S: TaskStore>(store: &S, task_id: &str, mut visit: impl FnMut(StoredKey)) -> Result<(), PortError> {
-    let mut cursor = None;
-    loop {
-        let (keys, next) = store.finding_keys(task_id, cursor).await?;
-        keys.into_iter().for_each(&mut visit);
-        match next {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
+/// The stream as this run found it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamRun {
+    /// The stream's last applied run before this one (start, task id), when this run holds it.
+    pub last_run: Option<(i64, String)>,
 }
 
-/// Reads one check page by page until done or `slice_end`; a writer stores each page and then
-/// checkpoints it, so reading page n+1 overlaps storing page n. Returns the final progress,
-/// pages read and findings stored in this slice.
-#[allow(clippy::too_many_arguments)]
-async fn read_check<R, S, P, Q>(
-    ports: Arc<Ports<R, S, P, Q>>,
+/// What reading one check needs.
+struct CheckReader<R, S, E, P, Q> {
+    ports: Arc<Ports<R, S, E, P, Q>>,
     outline: Arc<TaskOutline>,
-    check: String,
-    progress: CheckProgress,
     owner: String,
     limiter: Arc<RateLimiter>,
+    view: Arc<tokio::sync::Mutex<RunView>>,
     slice_end: Instant,
     lease: Duration,
-) -> Result<(CheckProgress, u64, u64), PortError>
+    /// Whether resolved episodes may exist (a finding not open may be coming back).
+    may_have_closed: bool,
+}
+
+impl<R, S, E, P, Q> CheckReader<R, S, E, P, Q>
 where
     R: AuditReader + 'static,
     S: TaskStore + 'static,
+    E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Msg>(2);
-    let writer = {
-        let (ports, outline, check, owner) = (ports.clone(), outline.clone(), check.clone(), owner.clone());
-        let mut progress = progress.clone();
-        tokio::spawn(async move {
-            let mut stored = 0u64;
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    Msg::Restart => progress = CheckProgress::default(),
-                    Msg::Page(page) => {
-                        ports.store.put_findings(&outline, &page.findings).await?;
-                        progress.stored += page.findings.len() as i64;
-                        stored += page.findings.len() as u64;
-                        if progress.severity.is_none() {
-                            progress.severity = page.findings.first().map(|f| f.severity.clone());
+    /// Reads one check page by page until done or `slice_end`; a writer writes each page's
+    /// changes and then checkpoints it, so reading page n+1 overlaps writing page n. Returns
+    /// the final progress, pages read and findings stored in this slice.
+    async fn read(self, check: String, progress: CheckProgress) -> Result<(CheckProgress, u64, u64), PortError> {
+        let (tx, mut rx) = mpsc::channel::<Msg>(PAGES_BUFFERED);
+        let this = Arc::new(self);
+        let writer = {
+            let (this, check) = (this.clone(), check.clone());
+            let mut progress = progress.clone();
+            tokio::spawn(async move {
+                let mut stored = 0u64;
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Msg::Restart => {
+                            progress = CheckProgress::default();
+                            this.view.lock().await.set.restart_check();
                         }
-                        progress.done = page.next_token.is_none();
-                        progress.next_token = page.next_token;
+                        Msg::Page(page) => {
+                            run_view::write_page(
+                                &this.ports.episodes,
+                                &this.view,
+                                &this.outline,
+                                &check,
+                                progress.pages,
+                                &page.findings,
+                                this.may_have_closed,
+                            )
+                            .await?;
+                            progress.stored += page.findings.len() as i64;
+                            progress.pages += 1;
+                            stored += page.findings.len() as u64;
+                            if progress.severity.is_none() {
+                                progress.severity = page.findings.first().map(|f| f.severity.clone());
+                            }
+                            progress.done = page.next_token.is_none();
+                            progress.next_token = page.next_token;
+                        }
+                    }
+                    let until = now_ms() + this.lease.as_millis() as i64;
+                    this.ports.store.checkpoint(&this.outline.task_id, &this.owner, &check, &progress, 1, until).await?;
+                }
+                Ok::<_, PortError>((progress, stored))
+            })
+        };
+        let mut token = progress.next_token.clone();
+        let mut pages = 0u64;
+        let mut failure = None;
+        while Instant::now() < this.slice_end {
+            this.limiter.wait().await;
+            match this.ports.reader.list_findings(&this.outline.task_id, &check, token.clone()).await {
+                Ok(page) => {
+                    pages += 1;
+                    let next = page.next_token.clone();
+                    if tx.send(Msg::Page(page)).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                    match next {
+                        Some(t) => token = Some(t),
+                        None => break,
                     }
                 }
-                let until = now_ms() + lease.as_millis() as i64;
-                ports.store.checkpoint(&outline.task_id, &owner, &check, &progress, 1, until).await?;
-            }
-            Ok::<_, PortError>((progress, stored))
-        })
-    };
-    let mut token = progress.next_token.clone();
-    let mut pages = 0u64;
-    let mut failure = None;
-    while Instant::now() < slice_end {
-        limiter.wait().await;
-        match ports.reader.list_findings(&outline.task_id, &check, token.clone()).await {
-            Ok(page) => {
-                pages += 1;
-                let next = page.next_token.clone();
-                if tx.send(Msg::Page(page)).await.is_err() {
-                    break; // the writer failed; its error is reported below
+                Err(PortError::InvalidToken(m)) if token.is_some() => {
+                    warn!(task_id = %this.outline.task_id, check, reason = %m, "page token refused: reading the check again from the start");
+                    token = None;
+                    if tx.send(Msg::Restart).await.is_err() {
+                        break;
+                    }
                 }
-                match next {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
-            Err(PortError::InvalidToken(m)) if token.is_some() => {
-                warn!(task_id = %outline.task_id, check, reason = %m, "page token refused: reading the check again from the start");
-                token = None;
-                if tx.send(Msg::Restart).await.is_err() {
+                Err(e) => {
+                    failure = Some(e);
                     break;
                 }
             }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
+        }
+        drop(tx);
+        let (progress, stored) =
+            writer.await.map_err(|e| PortError::Transient(format!("writer task failed: {e}")))??;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((progress, pages, stored)),
         }
     }
-    drop(tx);
-    let (progress, stored) = writer.await.map_err(|e| PortError::Transient(format!("writer task failed: {e}")))??;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok((progress, pages, stored)),
-    }
 }
+
+/// Pages a check's reader may be ahead of its writer: while the stream's open episodes load,
+/// pages wait here instead of leaving rate-limit slots unused (~250 findings each).
+const PAGES_BUFFERED: usize = 64;

@@ -6,14 +6,17 @@ pub mod config;
 pub mod handler;
 pub mod ingest;
 pub mod metrics;
+pub mod digest_step;
+pub mod run_view;
 
-use audit_shared::aws::dynamodb::DynamoTaskStore;
+use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoTaskStore};
 use audit_shared::aws::iot::IotAuditReader;
 use audit_shared::aws::sns::SnsDigestPublisher;
 use audit_shared::aws::sqs::SqsContinuationQueue;
 
 /// The ingestor over the real AWS adapters.
-pub type AwsIngestor = ingest::Ingestor<IotAuditReader, DynamoTaskStore, SnsDigestPublisher, SqsContinuationQueue>;
+pub type AwsIngestor =
+    ingest::Ingestor<IotAuditReader, DynamoTaskStore, DynamoEpisodeStore, SnsDigestPublisher, SqsContinuationQueue>;
 
 /// The AWS clients the function uses.
 pub struct Clients {
@@ -37,9 +40,13 @@ impl Clients {
 
 /// Builds the real ingestor.
 pub fn build(clients: Clients, config: config::Config, region: String) -> AwsIngestor {
+    let store = DynamoTaskStore::new(clients.dynamodb.clone(), config.table_name.clone(), config.retention_days);
+    let episodes =
+        DynamoEpisodeStore::new(clients.dynamodb, config.table_name.clone(), config.retention_days, store.meter());
     let ports = ingest::Ports {
         reader: IotAuditReader::new(clients.iot),
-        store: DynamoTaskStore::new(clients.dynamodb, config.table_name.clone(), config.retention_days),
+        store,
+        episodes: std::sync::Arc::new(episodes),
         publisher: SnsDigestPublisher::new(clients.sns.clone(), config.digest_topic_arn.clone()),
         chat: config.chat_topic_arn.clone().map(|arn| SnsDigestPublisher::new(clients.sns, arn)),
         queue: SqsContinuationQueue::new(clients.sqs, config.continuation_queue_url.clone()),

@@ -19,7 +19,16 @@ async fn main() -> Result<(), Error> {
         let ingestor = ingestor.clone();
         async move {
             let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-            handler::handle(&ingestor, event.payload, &event.context.request_id, remaining).await.map_err(Error::from)
+            let meter = ingestor.ports.store.meter();
+            let (writes, reads) = (meter.write_units(), meter.read_units());
+            let r = handler::handle(&ingestor, event.payload, &event.context.request_id, remaining).await;
+            // What this invocation cost the table, as DynamoDB reported it (indexes included).
+            tracing::info!(
+                write_units = meter.write_units() - writes,
+                read_units = meter.read_units() - reads,
+                "dynamodb capacity consumed"
+            );
+            r.map_err(Error::from)
         }
     }))
     .await

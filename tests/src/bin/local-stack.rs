@@ -273,9 +273,17 @@ async fn main() {
     } else {
         fail("no chat digest was published to the chat topic");
     }
+    let tasks_store = audit_shared::aws::dynamodb::DynamoTaskStore::new(c_ddb.clone(), TABLE.into(), 400);
     for t in &tasks {
-        let count = system_tests::count_findings(&c_ddb, TABLE, t).await;
-        println!("stored: TASK#{t}: summary, digest and {count} findings");
+        use audit_shared::ports::TaskStore;
+        let Ok(Some(s)) = tasks_store.load(t).await else { fail(&format!("no summary stored for task {t}")) };
+        let (stream, start) = (s.outline.audit_stream(), s.outline.task_start_time);
+        let count = system_tests::run_findings(&c_ddb, TABLE, &stream, start).await.len();
+        let open = system_tests::count_open(&c_ddb, TABLE, &stream).await;
+        println!(
+            "stored: TASK#{t}: summary and digest; its {count} findings rebuilt from the episodes of EP#{stream} \
+             ({open} open now)"
+        );
     }
     functions.values().for_each(Function::stop);
     println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());

@@ -252,6 +252,19 @@ impl DynamoEpisodeStore {
         Ok(())
     }
 
+    /// The findings of the run of `stream` started at `run_start`, rebuilt from the episodes
+    /// (the per-task view: no per-task copy is stored). Reads the stream's every episode.
+    pub async fn run_findings(&self, stream: &str, run_start: i64) -> Result<Vec<Episode>, PortError> {
+        let mut out = Vec::new();
+        self.each_episode(stream, |e| {
+            if e.covers(run_start) {
+                out.push(e);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// Every episode a resource ever had, in every stream and check (the `byResource` index).
     pub async fn resource_history(&self, resource_key: &str) -> Result<Vec<Episode>, PortError> {
         let mut out = Vec::new();

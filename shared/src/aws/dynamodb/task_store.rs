@@ -6,7 +6,7 @@ use crate::aws::classify;
 use crate::digest::Digest;
 use crate::ports::{Claim, PortError, RunRecord, TaskStore};
 use crate::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
-use crate::vocabulary::{CheckRunStatus, TaskStatus};
+use crate::vocabulary::TaskStatus;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
 use std::collections::{BTreeMap, HashMap};
@@ -192,7 +192,7 @@ impl TaskStore for DynamoTaskStore {
         history.insert("taskType".into(), s(o.task_type.as_str()));
         history.insert("taskStartTime".into(), n(o.task_start_time));
         history.insert("severityCounts".into(), to_attr(&summary.severity_counts)?);
-        history.insert("open".into(), to_attr(&open_by_severity(summary))?);
+        history.insert("open".into(), to_attr(&summary.open_by_severity())?);
         history.insert("expiresAt".into(), self.expires_at());
         let put_summary = Put::builder()
             .table_name(&self.table)
@@ -411,22 +411,4 @@ pub fn run_record(item: &Item) -> Option<RunRecord> {
         task_start_time: item.get("taskStartTime")?.as_n().ok()?.parse().ok()?,
         open,
     })
-}
-
-/// Open (not muted) findings per severity of a completed run, from its checks' counts.
-pub fn open_by_severity(summary: &TaskSummary) -> BTreeMap<String, i64> {
-    let mut open = BTreeMap::new();
-    for c in &summary.outline.checks {
-        if c.run_status == CheckRunStatus::Failed {
-            continue;
-        }
-        let sev = summary
-            .progress
-            .get(c.check_name.as_str())
-            .and_then(|p| p.severity.clone())
-            .or_else(|| crate::catalog(c.check_name.as_str()).map(|s| s.severity.clone()));
-        let sev = sev.map_or_else(|| "UNKNOWN".to_owned(), |s| s.to_string());
-        *open.entry(sev).or_insert(0) += (c.non_compliant - c.suppressed).max(0);
-    }
-    open
 }

@@ -1,0 +1,130 @@
+//! A run's view of its audit stream (`audit_shared::lifecycle::OpenSet`): loaded from the
+//! stream's open episodes and the task's seen records, fed page by page, and what each page
+//! writes (new episodes, a came-back one's history carried on, mute changes, the seen record).
+
+use audit_shared::finding::Finding;
+use audit_shared::lifecycle::{finding_hash, Observation, OpenSet, EPISODE_SHARDS};
+use audit_shared::ports::{Episode, EpisodeStore, PageChanges, PortError};
+use audit_shared::summary::{TaskOutline, TaskSummary};
+use audit_shared::CheckRunStatus;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
+
+/// What a run knows of its stream.
+#[derive(Debug)]
+pub struct RunView {
+    pub set: OpenSet,
+}
+
+impl RunView {
+    /// Nothing loaded yet, for the run of `summary` (its completed checks resolve).
+    pub fn empty(summary: &TaskSummary) -> Self {
+        let completed: Vec<String> = summary
+            .outline
+            .checks
+            .iter()
+            .filter(|c| matches!(c.run_status, CheckRunStatus::CompliantCompleted | CheckRunStatus::NonCompliantCompleted))
+            .map(|c| c.check_name.to_string())
+            .collect();
+        RunView { set: OpenSet::new(summary.outline.task_start_time, &completed) }
+    }
+}
+
+/// Loads the view of `summary`'s run (every shard, then the task's seen records).
+pub async fn load<E: EpisodeStore + 'static>(episodes: &Arc<E>, summary: &TaskSummary) -> Result<RunView, PortError> {
+    let view = Arc::new(Mutex::new(RunView::empty(summary)));
+    let guard = view.clone().try_lock_owned().expect("the view is new");
+    load_into(episodes, summary, guard).await?;
+    Ok(Arc::try_unwrap(view).expect("loaded").into_inner())
+}
+
+/// Loads into a view whose lock the caller took (writers wait on it meanwhile): the shards are
+/// read concurrently, their pages folded in as they come (never all held at once).
+pub async fn load_into<E: EpisodeStore + 'static>(
+    episodes: &Arc<E>,
+    summary: &TaskSummary,
+    mut view: OwnedMutexGuard<RunView>,
+) -> Result<(), PortError> {
+    let stream = summary.outline.audit_stream();
+    let (tx, mut rx) = mpsc::channel(8);
+    let mut readers = tokio::task::JoinSet::new();
+    for shard in 0..EPISODE_SHARDS {
+        let (episodes, stream, tx) = (episodes.clone(), stream.clone(), tx.clone());
+        readers.spawn(async move {
+            let mut cursor = None;
+            loop {
+                let (page, next) = episodes.open_page(&stream, shard, cursor).await?;
+                if tx.send(page).await.is_err() {
+                    return Ok(());
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => return Ok::<_, PortError>(()),
+                }
+            }
+        });
+    }
+    drop(tx);
+    while let Some(page) = rx.recv().await {
+        page.iter().for_each(|e| view.set.load(e));
+    }
+    while let Some(r) = readers.join_next().await {
+        r.map_err(|e| PortError::Transient(format!("episode reader failed: {e}")))??;
+    }
+    view.set.loaded();
+    let mut cursor = None;
+    loop {
+        let (seen, next) = episodes.seen_page(&summary.outline.task_id, cursor).await?;
+        seen.into_iter().for_each(|h| view.set.mark_seen(h));
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Classifies one page against the view, writes what changed, then records it in the view.
+/// `may_have_closed`: the stream has had a run, so a finding not open may be coming back.
+pub async fn write_page<E: EpisodeStore>(
+    episodes: &Arc<E>,
+    view: &Mutex<RunView>,
+    outline: &TaskOutline,
+    check: &str,
+    page_no: i64,
+    findings: &[Finding],
+    may_have_closed: bool,
+) -> Result<(), PortError> {
+    let stream = outline.audit_stream();
+    let mut changes = PageChanges { check_name: check.to_owned(), page: page_no, ..Default::default() };
+    let mut candidates: Vec<(u64, &Finding)> = Vec::new();
+    {
+        let mut v = view.lock().await;
+        for f in findings {
+            let hash = finding_hash(f.check_name.as_str(), &f.resource_key());
+            match v.set.observe(hash, f.is_suppressed) {
+                Observation::Persisting => changes.seen.push(hash),
+                Observation::MuteChanged => {
+                    changes.seen.push(hash);
+                    changes.muted.push((hash, f.is_suppressed));
+                }
+                Observation::AlreadyNew => {}
+                Observation::New => candidates.push((hash, f)),
+            }
+        }
+    }
+    let closed: HashMap<u64, Episode> = if may_have_closed && !candidates.is_empty() {
+        let hashes: Vec<u64> = candidates.iter().map(|(h, _)| *h).collect();
+        episodes.resolved_episodes(&stream, &hashes).await?.into_iter().map(|e| (e.hash(), e)).collect()
+    } else {
+        HashMap::new()
+    };
+    changes.opened =
+        candidates.iter().map(|(h, f)| Episode::open(&stream, f, outline.task_start_time, closed.get(h))).collect();
+    episodes.record_page(&stream, &outline.task_id, outline.task_start_time, &changes).await?;
+    let mut v = view.lock().await;
+    for e in &changes.opened {
+        v.set.record_new(e.hash(), e.finding.check_name.as_str(), &e.finding.severity, e.suppressed, e.previous_resolved());
+    }
+    Ok(())
+}
