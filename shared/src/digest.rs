@@ -743,6 +743,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn changes_keep_the_most_severe_and_exact_counts() {
@@ -795,9 +796,64 @@ mod tests {
     fn attributes_carry_severity_counts() {
         let d = build(&summary("c", 12, false), None, changes(&[1], &[], 11), "r");
         let a = message_attributes(&d);
-        assert_eq!(a.len(), 10);
+        assert_eq!(a.len(), 9, "no `overdue` while nothing is overdue");
         assert!(a.contains(&("CRITICAL".to_owned(), "Number", "12".to_owned())));
         assert!(a.contains(&("newCRITICAL".to_owned(), "Number", "1".to_owned())));
+        assert!(a.contains(&("overdueCRITICAL".to_owned(), "Number", "0".to_owned())));
+    }
+
+    #[test]
+    fn lifecycle_puts_overdue_criticals_first_and_renders_ages_fixes_and_trend() {
+        use crate::digest_lifecycle;
+        use crate::lifecycle::{Deadlines, FixTimes, LifecycleStats, DAY_MS};
+        use crate::ports::RunRecord;
+        let cur = summary("c", 12, false);
+        let start = cur.outline.task_start_time;
+        let stats = LifecycleStats {
+            run_start: start,
+            open_by_age: BTreeMap::from([(Severity::Critical, [2, 0, 9, 1])]),
+            overdue: BTreeMap::from([(Severity::Critical, 10), (Severity::High, 2)]),
+            came_back: 1,
+            time_to_fix: BTreeMap::from([(Severity::Critical, FixTimes { count: 3, median_ms: 2 * DAY_MS, p90_ms: 9 * DAY_MS })]),
+            time_to_fix_all: Some(FixTimes { count: 3, median_ms: 2 * DAY_MS, p90_ms: 9 * DAY_MS }),
+            listed_overdue: vec![1],
+            listed_came_back: vec![2],
+            listed_oldest: vec![1],
+            ..Default::default()
+        };
+        let listed = HashMap::from([
+            (1, (finding(1), start - 100 * DAY_MS, None)),
+            (2, (finding(2), start, Some(start - 3 * DAY_MS))),
+        ]);
+        let earlier = vec![RunRecord {
+            task_id: "p".into(),
+            task_status: TaskStatus::Completed,
+            task_start_time: start - DAY_MS,
+            open: BTreeMap::from([("CRITICAL".into(), 24)]),
+        }];
+        let mut d = build(&cur, None, changes(&[1], &[], 11), "r");
+        d.lifecycle =
+            Some(digest_lifecycle::build(&stats, &Deadlines::default(), &listed, "c", &earlier, &cur.open_by_severity()));
+        d.subject = subject(&d);
+        assert!(d.subject.starts_with("daily-fleet-audit: 10 overdue CRITICAL, 1 new CRITICAL"), "{}", d.subject);
+        let a = message_attributes(&d);
+        assert_eq!(a.len(), 10, "SNS's limit for raw SQS delivery");
+        assert!(a.contains(&("overdueCRITICAL".to_owned(), "Number", "10".to_owned())));
+        assert!(a.contains(&("overdue".to_owned(), "String.Array", r#"["CRITICAL","HIGH"]"#.to_owned())), "{a:?}");
+        let body = render_text(&d, MAX_BODY_BYTES);
+        for expected in [
+            "  CRITICAL                    2        0        9        1   10 (7 d)",
+            "Came back (resolved before, open again): 1",
+            "Time to fix (age when resolved, median / p90): 2 d / 9 d over 3 fixed; CRITICAL 2 d / 9 d",
+            "Open findings over the last 2 runs (oldest first)",
+            "CRITICAL  █▅         24 → 12",
+            "Overdue findings (open longer than their severity's deadline) (12)",
+            "open 100 d, since",
+            "Came back (fixed before, open again) (1)",
+            "fixed 2026-01-13",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
     }
 
     #[test]
