@@ -10,7 +10,7 @@ use audit_shared::summary::{DigestState, IngestState, LifecycleState, TaskSummar
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_iot::types::{AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use system_tests::{admin, clients, sns_event, unique};
 
@@ -453,6 +453,139 @@ async fn second_scheduled_run_reports_new_and_resolved_by_check_and_resource() {
     for c in &d.checks {
         let before = first.iter().filter(|(k, _)| *k == c.check_name).count() as i64;
         assert_eq!(c.change, Some(c.non_compliant - before), "{}", c.check_name);
+    }
+}
+
+/// Severity of every finding of a task, by (check, resource key).
+async fn findings_with_severity(stack: &Stack, task_id: &str) -> BTreeMap<(String, String), String> {
+    let all = stack.iot.list_audit_findings().task_id(task_id).max_results(250).into_paginator().items().send();
+    let all: Vec<_> = all.collect::<Result<Vec<_>, _>>().await.unwrap();
+    all.iter()
+        .map(|f| {
+            let f = to_finding(task_id, f);
+            ((f.check_name.to_string(), f.resource_key()), f.severity.to_string())
+        })
+        .collect()
+}
+
+fn nearest_rank(sorted: &[i64], p: f64) -> i64 {
+    let r = (p * sorted.len() as f64).ceil() as usize;
+    sorted[r.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::test]
+async fn drifting_daily_runs_report_ages_overdue_came_back_and_time_to_fix_exactly() {
+    // Short deadlines so that a week of daily runs crosses them.
+    let stack = Stack::new(&["--drift-share", "0.3", "--fleet-devices", "600"], &[("OVERDUE_DAYS", "CRITICAL=2,HIGH=3,MEDIUM=4,LOW=5")]).await;
+    stack.configure(&CHECKS).await;
+    stack
+        .iot
+        .create_scheduled_audit()
+        .scheduled_audit_name("daily-fleet")
+        .frequency(AuditFrequency::Daily)
+        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+        .send()
+        .await
+        .unwrap();
+    let (mut tasks, mut starts, mut sets) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+        let task = r["tasksEnded"][0].as_str().unwrap().to_owned();
+        stack.deliver(&[stack.notification(&task).await]).await.unwrap();
+        starts.push(stack.summary(&task).await.outline.task_start_time);
+        sets.push(findings_with_severity(&stack, &task).await);
+        tasks.push(task);
+    }
+    // The lifecycle, computed here from the emulator's findings alone.
+    let k = sets.len() - 1;
+    let (now, last, before) = (starts[k], &sets[k], &sets[k - 1]);
+    // First seen of the episode open at run i: walk back while the finding was present.
+    let first_seen = |key: &(String, String), i: usize| {
+        let mut j = i;
+        while j > 0 && sets[j - 1].contains_key(key) {
+            j -= 1;
+        }
+        starts[j]
+    };
+    let day = 86_400_000i64;
+    let deadline = |sev: &str| match sev {
+        "CRITICAL" => 2,
+        "HIGH" => 3,
+        "MEDIUM" => 4,
+        _ => 5,
+    } * day;
+    let mut open_by_age: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    let mut overdue: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut new, mut came_back) = (0u64, BTreeMap::new());
+    for (key, sev) in last {
+        let age = now - first_seen(key, k);
+        let bucket = [7, 30, 90].iter().position(|d| age < d * day).unwrap_or(3);
+        open_by_age.entry(sev.clone()).or_default()[bucket] += 1;
+        if age > deadline(sev) {
+            *overdue.entry(sev.clone()).or_default() += 1;
+        }
+        if !before.contains_key(key) {
+            // Came back: present in an earlier run; fixed at the start of the run after its last.
+            match (0..k - 1).rev().find(|&i| sets[i].contains_key(key)) {
+                Some(i) => {
+                    came_back.insert(key.clone(), starts[i + 1]);
+                }
+                None => new += 1,
+            }
+        }
+    }
+    let mut fix_ages: Vec<i64> =
+        before.keys().filter(|key| !last.contains_key(*key)).map(|key| now - first_seen(key, k - 1)).collect();
+    fix_ages.sort_unstable();
+    assert!(!came_back.is_empty(), "the fleet is small enough for fixed problems to come back");
+    assert!(overdue.values().sum::<u64>() > 0 && !fix_ages.is_empty());
+
+    let d: audit_shared::digest::Digest = serde_dynamo::from_item(
+        stack
+            .ddb
+            .get_item()
+            .table_name(&stack.table)
+            .key("pk", AttributeValue::S(format!("TASK#{}", tasks[k])))
+            .key("sk", AttributeValue::S("DIGEST".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("digest stored"),
+    )
+    .unwrap();
+    let l = d.lifecycle.as_ref().expect("the run advanced its stream");
+    assert_eq!(d.new_count, new, "new excludes the findings that came back");
+    assert_eq!(d.resolved_count as usize, fix_ages.len());
+    assert_eq!(l.came_back_count as usize, came_back.len());
+    for a in &l.came_back {
+        let key = (a.finding.check_name.clone(), a.finding.resource_key.clone());
+        assert_eq!(a.previous_resolved, Some(came_back[&key]), "fixed when {key:?} was last resolved");
+        assert_eq!(a.first_seen, now);
+    }
+    assert_eq!(l.open_by_age, open_by_age);
+    assert_eq!(l.overdue.iter().filter(|(_, n)| **n > 0).map(|(s, n)| (s.clone(), *n)).collect::<BTreeMap<_, _>>(), overdue);
+    let t = l.time_to_fix_all.expect("findings were fixed");
+    assert_eq!((t.count as usize, t.median_ms, t.p90_ms), (fix_ages.len(), nearest_rank(&fix_ages, 0.5), nearest_rank(&fix_ages, 0.9)));
+    // The trend: open findings per severity over the seven runs, oldest first.
+    assert_eq!(l.trend_runs, tasks);
+    for row in &l.trend {
+        let expected: Vec<u64> = sets.iter().map(|s| s.values().filter(|v| **v == row.severity).count() as u64).collect();
+        assert_eq!(row.open, expected, "{}", row.severity);
+    }
+    // Overdue CRITICALs lead the subject and are in the message attributes.
+    let published = stack.digests().await;
+    let last_digest = &published[k];
+    let critical = overdue.get("CRITICAL").copied().unwrap_or(0);
+    assert_eq!(last_digest["messageAttributes"]["overdueCRITICAL"]["StringValue"], json!(critical.to_string()));
+    if critical > 0 {
+        assert!(d.subject.starts_with(&format!("daily-fleet: {critical} overdue CRITICAL")), "{}", d.subject);
+    }
+    // History costs O(changes): the open episodes are exactly the last run's findings.
+    assert_eq!(system_tests::count_open(&stack.ddb, &stack.table, "daily-fleet").await as usize, last.len());
+    for (i, t) in tasks.iter().enumerate() {
+        let rebuilt: BTreeSet<_> = stack.stored_findings(t).await.into_iter().collect();
+        assert_eq!(rebuilt, sets[i].keys().cloned().collect::<BTreeSet<_>>(), "run {i} rebuilt from episodes");
     }
 }
 
