@@ -17,6 +17,7 @@ pub mod digest;
 pub mod digest_lifecycle;
 pub mod drift_report;
 pub mod finding;
+pub mod history;
 pub mod lifecycle;
 pub mod notification;
 pub mod ports;

@@ -252,6 +252,8 @@ pub fn sns_event(messages: &[String]) -> Value {
 /// A minimal Lambda Runtime API (the interface a `bootstrap` polls), to run the real compiled
 /// functions as Lambda would: events go in with [`RuntimeApi::invoke`], the function's answer
 /// comes back. Records when the function first polled (its init time).
+pub mod stack;
+
 pub mod runtime_api {
     use axum::extract::{Path, State};
     use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -1,265 +1,17 @@
 //! audit-notification end to end: the handler with its real adapters against the emulator
 //! (IoT, SNS, SQS) and DynamoDB Local.
 
-use audit_notification::config::Config;
 use audit_notification::handler::handle;
-use audit_notification::AwsIngestor;
 use audit_shared::aws::iot::to_finding;
 use audit_shared::ports::AuditReader;
-use audit_shared::summary::{DigestState, IngestState, LifecycleState, TaskSummary};
+use audit_shared::summary::{DigestState, IngestState, LifecycleState};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_iot::types::{AuditCheckConfiguration, AuditFrequency, AuditNotificationTarget, AuditNotificationType};
+use aws_sdk_iot::types::AuditFrequency;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use system_tests::{admin, clients, sns_event, unique};
-
-const CHECKS: [&str; 4] = [
-    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-    "DEVICE_CERTIFICATE_AGE_CHECK",
-    "DEVICE_CERTIFICATE_SHARED_CHECK",
-    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
-];
-
-struct Stack {
-    _emu: device_defender_emulator::Running,
-    url: String,
-    ingestor: AwsIngestor,
-    clients: audit_notification::Clients,
-    iot: aws_sdk_iot::Client,
-    ddb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    table: String,
-    digest_topic: String,
-    chat_topic: String,
-    queue_url: String,
-}
-
-impl Stack {
-    async fn new(emulator_args: &[&str], env: &[(&str, &str)]) -> Stack {
-        let mut args =
-            vec!["--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "3000", "--noncompliant-share", "0.2"];
-        args.extend_from_slice(emulator_args);
-        let opts = device_defender_emulator::Options::from_args(&args).expect("valid emulator options");
-        let emu = device_defender_emulator::start(opts).await.expect("emulator starts");
-        let url = emu.url();
-        let c = clients(&url, 10).await;
-        let kept = clients(&url, 10).await;
-        let (iot, ddb, sqs, sns) = (c.iot.clone(), c.dynamodb.clone(), c.sqs.clone(), c.sns.clone());
-        let table = unique("audit");
-        audit_shared::aws::dynamodb::create_table(&ddb, &table).await.expect("table created");
-        let digest_topic = sns.create_topic().name("digest").send().await.unwrap().topic_arn.unwrap();
-        let chat_topic = sns.create_topic().name("chat").send().await.unwrap().topic_arn.unwrap();
-        sns.create_topic().name("audit").send().await.unwrap();
-        let queue_url = sqs.create_queue().queue_name("continuation").send().await.unwrap().queue_url.unwrap();
-        let mut vars = vec![
-            ("TABLE_NAME", table.as_str()),
-            ("DIGEST_TOPIC_ARN", digest_topic.as_str()),
-            ("CHAT_TOPIC_ARN", chat_topic.as_str()),
-            ("CONTINUATION_QUEUE_URL", queue_url.as_str()),
-            ("FINDINGS_RATE_LIMIT", "500"),
-            ("DEADLINE_MARGIN_MS", "0"),
-            ("LEASE_MS", "1500"),
-        ];
-        vars.extend_from_slice(env);
-        let config =
-            Config::from_lookup(|k| vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
-        let ingestor = audit_notification::build(c, config, "us-east-1".into());
-        Stack { _emu: emu, url, ingestor, clients: kept, iot, ddb, sqs, table, digest_topic, chat_topic, queue_url }
-    }
-
-    async fn configure(&self, checks: &[&str]) {
-        let mut req = self
-            .iot
-            .update_account_audit_configuration()
-            .role_arn("arn:aws:iam::123456789012:role/audit")
-            .audit_notification_target_configurations(
-                AuditNotificationType::Sns,
-                AuditNotificationTarget::builder()
-                    .target_arn("arn:aws:sns:us-east-1:123456789012:audit")
-                    .role_arn("arn:aws:iam::123456789012:role/iot-sns")
-                    .enabled(true)
-                    .build(),
-            );
-        for c in checks {
-            req = req.audit_check_configurations(*c, AuditCheckConfiguration::builder().enabled(true).build());
-        }
-        req.send().await.unwrap();
-    }
-
-    async fn advance(&self, seconds: f64) -> Value {
-        admin(&self.url, "POST", "/_emulator/clock/advance", json!({ "seconds": seconds })).await
-    }
-
-    async fn run_on_demand(&self, checks: &[&str]) -> String {
-        let id = self
-            .iot
-            .start_on_demand_audit_task()
-            .set_target_check_names(Some(checks.iter().map(|c| c.to_string()).collect()))
-            .send()
-            .await
-            .unwrap()
-            .task_id
-            .unwrap();
-        self.advance(10.0).await;
-        id
-    }
-
-    /// The audit notification of an ended task, as the SNS `Message` string.
-    async fn notification(&self, task_id: &str) -> String {
-        admin(&self.url, "GET", &format!("/_emulator/notifications/{task_id}"), Value::Null).await.to_string()
-    }
-
-    async fn deliver(&self, messages: &[String]) -> Result<Value, String> {
-        handle(&self.ingestor, sns_event(messages), "req", Duration::from_secs(900)).await.map_err(|e| e.to_string())
-    }
-
-    /// Plays the SQS event source mapping until the continuation queue is empty.
-    async fn drain(&self) -> usize {
-        let mut invocations = 0;
-        for _ in 0..2_000 {
-            let r =
-                self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                let a = self
-                    .sqs
-                    .get_queue_attributes()
-                    .queue_url(&self.queue_url)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await
-                    .unwrap()
-                    .attributes
-                    .unwrap_or_default();
-                let waiting: usize = a.values().filter_map(|v| v.parse::<usize>().ok()).sum();
-                if waiting == 0 {
-                    return invocations;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            let event = json!({ "Records": msgs.iter().map(|m| json!({
-                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:continuation", "awsRegion": "us-east-1"
-            })).collect::<Vec<_>>() });
-            invocations += 1;
-            let out = handle(&self.ingestor, event, "req-sqs", Duration::from_secs(900))
-                .await
-                .expect("SQS batches never fail whole");
-            let failed: Vec<String> = out["batchItemFailures"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
-                .collect();
-            for m in &msgs {
-                if !failed.contains(m.message_id.as_ref().unwrap()) {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(m.receipt_handle.clone().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                } else {
-                    self.sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(m.receipt_handle.clone().unwrap())
-                        .visibility_timeout(0)
-                        .send()
-                        .await
-                        .ok();
-                }
-            }
-        }
-        panic!("the continuation queue never emptied");
-    }
-
-    async fn emulator_findings(&self, task_id: &str) -> BTreeSet<(String, String)> {
-        let all = self.iot.list_audit_findings().task_id(task_id).max_results(250).into_paginator().items().send();
-        let all: Vec<_> = all.collect::<Result<Vec<_>, _>>().await.unwrap();
-        let keys: BTreeSet<_> = all
-            .iter()
-            .map(|f| {
-                let k = to_finding(task_id, f).key();
-                (k.check_name, k.resource_key)
-            })
-            .collect();
-        assert_eq!(keys.len(), all.len(), "the emulator never repeats a finding");
-        keys
-    }
-
-    /// A task's findings as the table answers them: rebuilt from its stream's episodes.
-    async fn stored_findings(&self, task_id: &str) -> Vec<(String, String)> {
-        let Some(s) = self.try_summary(task_id).await else { return Vec::new() };
-        system_tests::run_findings(&self.ddb, &self.table, &s.outline.audit_stream(), s.outline.task_start_time).await
-    }
-
-    async fn try_summary(&self, task_id: &str) -> Option<TaskSummary> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("TASK#{task_id}")))
-            .key("sk", AttributeValue::S("SUMMARY".into()))
-            .send()
-            .await
-            .unwrap();
-        out.item.map(|i| serde_dynamo::from_item(i).unwrap())
-    }
-
-    async fn summary(&self, task_id: &str) -> TaskSummary {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("TASK#{task_id}")))
-            .key("sk", AttributeValue::S("SUMMARY".into()))
-            .send()
-            .await
-            .unwrap();
-        serde_dynamo::from_item(out.item.expect("summary stored")).unwrap()
-    }
-
-    async fn digests(&self) -> Vec<Value> {
-        self.published(&self.digest_topic).await
-    }
-
-    async fn published(&self, topic: &str) -> Vec<Value> {
-        let o = admin(&self.url, "GET", &format!("/_emulator/outbox?topicArn={topic}"), Value::Null).await;
-        o["messages"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// The stored digest item of a task.
-    async fn stored_digest(&self, task_id: &str) -> Value {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("TASK#{task_id}")))
-            .key("sk", AttributeValue::S("DIGEST".into()))
-            .send()
-            .await
-            .unwrap();
-        serde_dynamo::from_item(out.item.expect("digest stored")).unwrap()
-    }
-
-    /// Stored findings equal the emulator's, exactly, with no duplicate item.
-    async fn assert_exact(&self, task_id: &str) {
-        let expected = self.emulator_findings(task_id).await;
-        let stored = self.stored_findings(task_id).await;
-        let stored_set: BTreeSet<_> = stored.iter().cloned().collect();
-        assert_eq!(stored.len(), stored_set.len(), "no duplicate finding items");
-        assert_eq!(stored_set.len(), expected.len());
-        assert!(stored_set == expected, "stored findings differ from the emulator's");
-        let s = self.summary(task_id).await;
-        assert_eq!(s.ingest, IngestState::Complete);
-        assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len(), "counted once");
-    }
-}
+use system_tests::stack::{Stack, CHECKS};
+use system_tests::admin;
 
 #[tokio::test]
 async fn ingest_is_exact_and_duplicates_send_one_digest() {
@@ -393,6 +145,41 @@ async fn tiny_deadline_continues_across_invocations() {
     stack.assert_exact(&task).await;
     assert_eq!(stack.digests().await.len(), 1);
     assert!(stack.summary(&task).await.invocations as usize > continued / 2);
+}
+
+#[tokio::test]
+async fn a_drifted_run_cut_by_a_crash_and_many_continuations_reports_what_an_uninterrupted_one_would() {
+    let stack =
+        Stack::new(&["--drift-share", "0.3"], &[("MAX_SLICE_MS", "40"), ("FINDINGS_RATE_LIMIT", "60")]).await;
+    stack.configure(&CHECKS).await;
+    let first = stack.run_on_demand(&CHECKS).await;
+    stack.deliver(&[stack.notification(&first).await]).await.unwrap();
+    stack.drain().await;
+    let second = stack.run_on_demand(&CHECKS).await;
+    let message = stack.notification(&second).await;
+    // The first slice dies once some pages of the second run are written.
+    tokio::select! {
+        r = stack.deliver(std::slice::from_ref(&message)) => panic!("finished before the crash: {r:?}"),
+        _ = async {
+            loop {
+                let stored = stack.try_summary(&second).await.map_or(0, |s| s.progress.values().map(|p| p.stored).sum::<i64>());
+                if stored > 0 { break }
+                tokio::time::sleep(Duration::from_millis(2)).await
+            }
+        } => {}
+    }
+    stack.deliver(std::slice::from_ref(&message)).await.unwrap();
+    assert!(stack.drain().await >= 2, "several continuations");
+    let (a, b) = (stack.emulator_findings(&first).await, stack.emulator_findings(&second).await);
+    let d = stack.stored_digest(&second).await;
+    assert_eq!(d["newCount"], json!(b.difference(&a).count()));
+    assert_eq!(d["resolvedCount"], json!(a.difference(&b).count()));
+    assert_eq!(d["persistingCount"], json!(a.intersection(&b).count()));
+    assert_eq!(stack.digests().await.len(), 2, "one digest per run");
+    stack.assert_exact(&first).await;
+    stack.assert_exact(&second).await;
+    assert_eq!(system_tests::count_open(&stack.ddb, &stack.table, "~on-demand").await as usize, b.len());
+    assert_eq!(stack.summary(&second).await.lifecycle, LifecycleState::Applied);
 }
 
 #[tokio::test]

@@ -1,0 +1,170 @@
+//! Each command: read what it needs from the table, ask `audit_shared::history`, shape rows.
+
+use crate::output::Rows;
+use crate::{Cli, Command};
+use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoTaskStore};
+use audit_shared::history::{open_findings, period_stats, OpenFilter};
+use audit_shared::lifecycle::{fmt_age, DAY_MS};
+use audit_shared::ports::{Episode, PortError, TaskStore};
+use audit_shared::Severity;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why a command could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("reading the table failed: {0}")]
+    Table(#[from] PortError),
+    #[error("unknown severity '{0}' (CRITICAL, HIGH, MEDIUM, LOW)")]
+    Severity(String),
+    #[error("no task {0} in the table (never ingested, or past the retention)")]
+    NoTask(String),
+    #[error("--until {until} is before --since {since}")]
+    Period { since: String, until: String },
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+}
+
+/// Reads every episode of an audit, printing progress on stderr every 10,000 unless quiet.
+async fn episodes(store: &DynamoEpisodeStore, audit: &str, quiet: bool) -> Result<Vec<Episode>, PortError> {
+    let mut all = Vec::new();
+    store
+        .each_episode(audit, |e| {
+            all.push(e);
+            if !quiet && all.len() % 10_000 == 0 {
+                eprintln!("… {} episodes of {audit} read", all.len());
+            }
+        })
+        .await?;
+    if !quiet && all.len() >= 10_000 {
+        eprintln!("{} episodes of {audit} read", all.len());
+    }
+    Ok(all)
+}
+
+fn episode_row(e: &Episode, now: i64) -> Vec<String> {
+    let age = e.resolved_at.unwrap_or(now) - e.first_seen;
+    vec![
+        e.stream.clone(),
+        e.finding.severity.to_string(),
+        e.finding.check_name.to_string(),
+        e.resource_key.clone(),
+        day(e.first_seen),
+        e.resolved_at.map_or_else(|| "open".into(), day),
+        fmt_age(age),
+        e.came_back.to_string(),
+        if e.suppressed { "yes".into() } else { "".into() },
+    ]
+}
+
+const EPISODE_COLUMNS: [&str; 9] =
+    ["audit", "severity", "check", "resource", "first_seen", "resolved", "age", "came_back", "muted"];
+
+/// Runs the command of `cli`.
+pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, CommandError> {
+    let tasks = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
+    let store = DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter());
+    let now = cli.at.map_or_else(now_ms, |t| t.timestamp_millis());
+    match &cli.command {
+        Command::Runs { audit, limit } => {
+            let runs = tasks.recent_runs(audit, i64::MAX, *limit).await?;
+            let mut rows = Rows::new(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
+            for r in runs {
+                let open = |s: &str| r.open.get(s).copied().unwrap_or(0).to_string();
+                rows.push(vec![
+                    r.task_id,
+                    r.task_status.to_string(),
+                    day(r.task_start_time),
+                    open("CRITICAL"),
+                    open("HIGH"),
+                    open("MEDIUM"),
+                    open("LOW"),
+                ]);
+            }
+            Ok(rows)
+        }
+        Command::Open { audit, check, severity, min_age_days, overdue, include_muted } => {
+            let severity = match severity {
+                Some(s) => Some(Severity::parse_known(s).ok_or_else(|| CommandError::Severity(s.clone()))?),
+                None => None,
+            };
+            let filter = OpenFilter {
+                check: check.clone(),
+                severity,
+                min_age_days: *min_age_days,
+                overdue: *overdue,
+                include_muted: *include_muted,
+            };
+            let open = open_findings(episodes(&store, audit, cli.quiet).await?, &filter, &cli.overdue_days, now);
+            let mut rows = Rows::new(&["severity", "check", "resource", "first_seen", "age", "overdue", "came_back", "muted"]);
+            for o in open {
+                let e = &o.episode;
+                rows.push(vec![
+                    e.finding.severity.to_string(),
+                    e.finding.check_name.to_string(),
+                    e.resource_key.clone(),
+                    day(e.first_seen),
+                    fmt_age(o.age_ms),
+                    if o.overdue { "yes".into() } else { "".into() },
+                    e.came_back.to_string(),
+                    if e.suppressed { "yes".into() } else { "".into() },
+                ]);
+            }
+            Ok(rows)
+        }
+        Command::Resource { key } => {
+            let mut found = store.resource_history(key).await?;
+            found.sort_by(|a, b| (&a.stream, a.first_seen).cmp(&(&b.stream, b.first_seen)));
+            let mut rows = Rows::new(&EPISODE_COLUMNS);
+            for e in &found {
+                // Earlier episodes first, then the stored one.
+                for (f, r) in &e.history {
+                    let past = Episode { first_seen: *f, resolved_at: Some(*r), came_back: 0, suppressed: false, ..e.clone() };
+                    rows.push(episode_row(&past, now));
+                }
+                rows.push(episode_row(e, now));
+            }
+            Ok(rows)
+        }
+        Command::Task { id } => {
+            let s = tasks.load(id).await?.ok_or_else(|| CommandError::NoTask(id.clone()))?;
+            let (audit, start) = (s.outline.audit_stream(), s.outline.task_start_time);
+            let mut found = store.run_findings(&audit, start).await?;
+            found.sort_by(|a, b| (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(&b.finding.severity, &b.finding.check_name, &b.resource_key)));
+            let mut rows = Rows::new(&EPISODE_COLUMNS);
+            found.iter().for_each(|e| rows.push(episode_row(e, now)));
+            Ok(rows)
+        }
+        Command::Stats { audit, since, until } => {
+            let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+            let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            if until < *since {
+                return Err(CommandError::Period { since: since.to_string(), until: until.to_string() });
+            }
+            let (from, to) = (midnight(*since), midnight(until) + DAY_MS);
+            let stats = period_stats(episodes(&store, audit, cli.quiet).await?, from, to.min(now.max(from)), &cli.overdue_days);
+            let mut rows = Rows::new(&[
+                "severity", "opened", "came_back", "resolved", "fix_median", "fix_p90", "open_at_end", "overdue_at_end",
+            ]);
+            for (sev, l) in stats {
+                let fix = |f: fn(&audit_shared::lifecycle::FixTimes) -> i64| l.time_to_fix.as_ref().map_or("-".into(), |t| fmt_age(f(t)));
+                rows.push(vec![
+                    sev.to_string(),
+                    l.opened.to_string(),
+                    l.came_back.to_string(),
+                    l.resolved.to_string(),
+                    fix(|t| t.median_ms),
+                    fix(|t| t.p90_ms),
+                    l.open_at_end.to_string(),
+                    l.overdue_at_end.to_string(),
+                ]);
+            }
+            Ok(rows)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Questions asked of the finding history (the `audit-history` CLI): open findings filtered by
+//! check, severity, age and deadline; the lifecycle statistics of a period; one resource's
+//! episodes. Pure: over episodes read from the table.
+
+use crate::lifecycle::{Deadlines, FixTimes, DAY_MS};
+use crate::ports::Episode;
+use crate::vocabulary::Severity;
+use std::collections::BTreeMap;
+
+/// Which open findings to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenFilter {
+    pub check: Option<String>,
+    pub severity: Option<Severity>,
+    /// Open at least this many days.
+    pub min_age_days: Option<i64>,
+    /// Only those past their severity's deadline.
+    pub overdue: bool,
+    /// Muted (suppressed) ones too.
+    pub include_muted: bool,
+}
+
+/// An open finding with its age at `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenFinding {
+    pub episode: Episode,
+    pub age_ms: i64,
+    pub overdue: bool,
+}
+
+/// The open episodes passing `filter` at `now` (epoch ms), oldest first.
+pub fn open_findings(
+    episodes: impl IntoIterator<Item = Episode>,
+    filter: &OpenFilter,
+    deadlines: &Deadlines,
+    now: i64,
+) -> Vec<OpenFinding> {
+    let mut out: Vec<OpenFinding> = episodes
+        .into_iter()
+        .filter(|e| e.resolved_at.is_none())
+        .filter(|e| filter.include_muted || !e.suppressed)
+        .filter(|e| filter.check.as_deref().is_none_or(|c| e.finding.check_name.as_str() == c))
+        .filter(|e| filter.severity.as_ref().is_none_or(|s| e.finding.severity == *s))
+        .map(|e| {
+            let age_ms = now - e.first_seen;
+            let overdue = !e.suppressed && deadlines.for_severity(&e.finding.severity).is_some_and(|d| age_ms > d);
+            OpenFinding { episode: e, age_ms, overdue }
+        })
+        .filter(|o| filter.min_age_days.is_none_or(|d| o.age_ms >= d * DAY_MS))
+        .filter(|o| !filter.overdue || o.overdue)
+        .collect();
+    out.sort_by(|a, b| {
+        (a.episode.first_seen, &a.episode.finding.check_name, &a.episode.resource_key).cmp(&(
+            b.episode.first_seen,
+            &b.episode.finding.check_name,
+            &b.episode.resource_key,
+        ))
+    });
+    out
+}
+
+/// What happened to one severity's findings in a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodLine {
+    /// Episodes that began in the period (new, or came back).
+    pub opened: u64,
+    /// Of those, findings that had been resolved before.
+    pub came_back: u64,
+    /// Episodes resolved in the period (muted ones left out).
+    pub resolved: u64,
+    /// Age at resolution of those.
+    pub time_to_fix: Option<FixTimes>,
+    /// Open (not muted) at the end of the period, and of those past the deadline.
+    pub open_at_end: u64,
+    pub overdue_at_end: u64,
+}
+
+/// Lifecycle statistics per severity over `[from, to)` (epoch ms). Episodes earlier than the
+/// one stored (a finding's history) count for opened and resolved too.
+pub fn period_stats(
+    episodes: impl IntoIterator<Item = Episode>,
+    from: i64,
+    to: i64,
+    deadlines: &Deadlines,
+) -> BTreeMap<Severity, PeriodLine> {
+    let mut lines: BTreeMap<Severity, PeriodLine> = BTreeMap::new();
+    let mut ages: BTreeMap<Severity, Vec<i64>> = BTreeMap::new();
+    let within = |t: i64| from <= t && t < to;
+    for e in episodes {
+        let sev = e.finding.severity.clone();
+        let line = lines.entry(sev.clone()).or_default();
+        let mut spans: Vec<(i64, Option<i64>, bool)> =
+            e.history.iter().enumerate().map(|(i, (f, r))| (*f, Some(*r), i > 0)).collect();
+        spans.push((e.first_seen, e.resolved_at, !e.history.is_empty() || e.came_back > 0));
+        for (first, resolved, came_back) in spans {
+            if within(first) {
+                line.opened += 1;
+                line.came_back += came_back as u64;
+            }
+            if let Some(r) = resolved.filter(|r| within(*r)) {
+                if !e.suppressed {
+                    line.resolved += 1;
+                    ages.entry(sev.clone()).or_default().push(r - first);
+                }
+            }
+            let open_at_end = first < to && resolved.is_none_or(|r| r >= to);
+            if open_at_end && !e.suppressed {
+                line.open_at_end += 1;
+                if deadlines.for_severity(&sev).is_some_and(|d| to - first > d) {
+                    line.overdue_at_end += 1;
+                }
+            }
+        }
+    }
+    for (sev, mut a) in ages {
+        a.sort_unstable();
+        if let Some(l) = lines.get_mut(&sev) {
+            l.time_to_fix = Some(FixTimes::of(&a));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Finding;
+    use std::collections::BTreeMap as Map;
+
+    fn episode(check: &str, sev: Severity, id: &str, first: i64, resolved: Option<i64>, history: Vec<(i64, i64)>) -> Episode {
+        let finding = Finding {
+            task_id: "t".into(),
+            check_name: check.into(),
+            finding_id: None,
+            severity: sev,
+            resource_type: crate::vocabulary::ResourceType::DeviceCertificate,
+            resource: Map::from([("deviceCertificateId".to_owned(), id.to_owned())]),
+            additional_info: Map::new(),
+            reason_code: None,
+            reason: None,
+            finding_time: None,
+            related_resources: None,
+            is_suppressed: false,
+        };
+        let came_back = history.len() as u32;
+        Episode {
+            stream: "daily".into(),
+            resource_key: finding.resource_key(),
+            finding,
+            first_seen: first,
+            last_seen: None,
+            resolved_at: resolved,
+            history,
+            came_back,
+            suppressed: false,
+            muted_changed_at: None,
+        }
+    }
+
+    #[test]
+    fn open_findings_filter_by_check_severity_age_and_deadline() {
+        let now = 100 * DAY_MS;
+        let all = vec![
+            episode("A", Severity::Critical, "1", now - 10 * DAY_MS, None, vec![]),
+            episode("A", Severity::Critical, "2", now - DAY_MS, None, vec![]),
+            episode("B", Severity::Low, "3", now - 50 * DAY_MS, None, vec![]),
+            episode("A", Severity::Critical, "4", now - 90 * DAY_MS, Some(now - DAY_MS), vec![]),
+        ];
+        let d = Deadlines::default();
+        let ids = |f: &OpenFilter| -> Vec<String> {
+            open_findings(all.clone(), f, &d, now).iter().map(|o| o.episode.resource_key.clone()).collect()
+        };
+        assert_eq!(ids(&OpenFilter::default()), ["deviceCertificateId=3", "deviceCertificateId=1", "deviceCertificateId=2"]);
+        assert_eq!(ids(&OpenFilter { overdue: true, ..Default::default() }), ["deviceCertificateId=1"]);
+        assert_eq!(ids(&OpenFilter { check: Some("B".into()), ..Default::default() }), ["deviceCertificateId=3"]);
+        assert_eq!(ids(&OpenFilter { min_age_days: Some(5), severity: Some(Severity::Critical), ..Default::default() }), ["deviceCertificateId=1"]);
+    }
+
+    #[test]
+    fn period_stats_count_episodes_past_and_present() {
+        let d = Deadlines::default();
+        let all = vec![
+            // Opened day 5, fixed day 8, back day 12, still open.
+            episode("A", Severity::Critical, "1", 12 * DAY_MS, None, vec![(5 * DAY_MS, 8 * DAY_MS)]),
+            // Opened before the period, fixed within it after 20 days.
+            episode("A", Severity::Critical, "2", -10 * DAY_MS, Some(10 * DAY_MS), vec![]),
+        ];
+        let s = period_stats(all, 0, 20 * DAY_MS, &d);
+        let c = &s[&Severity::Critical];
+        assert_eq!((c.opened, c.came_back, c.resolved, c.open_at_end, c.overdue_at_end), (2, 1, 2, 1, 1));
+        assert_eq!(c.time_to_fix, Some(FixTimes { count: 2, median_ms: 3 * DAY_MS, p90_ms: 20 * DAY_MS }));
+    }
+}
