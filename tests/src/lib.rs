@@ -249,11 +249,21 @@ pub fn sns_event(messages: &[String]) -> Value {
     })).collect::<Vec<_>>() })
 }
 
+/// The SQS Lambda event for messages received from the continuation queue (what the event
+/// source mapping sends).
+pub fn sqs_event(msgs: &[aws_sdk_sqs::types::Message]) -> Value {
+    json!({ "Records": msgs.iter().map(|m| json!({
+        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+        "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:continuation", "awsRegion": "us-east-1"
+    })).collect::<Vec<_>>() })
+}
+
+pub mod stack;
+
 /// A minimal Lambda Runtime API (the interface a `bootstrap` polls), to run the real compiled
 /// functions as Lambda would: events go in with [`RuntimeApi::invoke`], the function's answer
 /// comes back. Records when the function first polled (its init time).
-pub mod stack;
-
 pub mod runtime_api {
     use axum::extract::{Path, State};
     use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -142,11 +142,7 @@ impl Stack {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            let event = json!({ "Records": msgs.iter().map(|m| json!({
-                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:continuation", "awsRegion": "us-east-1"
-            })).collect::<Vec<_>>() });
+            let event = crate::sqs_event(&msgs);
             invocations += 1;
             let out = handle(&self.ingestor, event, "req-sqs", Duration::from_secs(900))
                 .await

@@ -24,7 +24,7 @@ use audit_shared::summary::{CheckProgress, DigestState, IngestState, LifecycleSt
 use audit_shared::work::{Continuation, Work};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -90,7 +90,8 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 enum Msg {
-    Page(FindingsPage),
+    /// A page, and its place among the pages read but not yet written.
+    Page(FindingsPage, OwnedSemaphorePermit),
     /// The page token was refused: start the check again from its first page.
     Restart,
 }
@@ -323,18 +324,27 @@ where
         };
         let limiter = Arc::new(RateLimiter::new(self.config.findings_rate_limit));
         let permits = Arc::new(Semaphore::new(self.config.read_concurrency));
+        let unwritten = Arc::new(Semaphore::new(PAGES_UNWRITTEN));
         let outline = Arc::new(summary.outline.clone());
         let may_have_closed = stream.last_run.is_some();
         let mut set = JoinSet::new();
         let throttled_before = self.ports.reader.throttled_attempts();
         for check in summary.pending_checks() {
             let progress = summary.progress[&check].clone();
-            let (ports, limiter, permits, outline, owner, view) =
-                (self.ports.clone(), limiter.clone(), permits.clone(), outline.clone(), owner.to_owned(), view.clone());
+            let (ports, limiter, permits, outline, owner, view, unwritten) = (
+                self.ports.clone(),
+                limiter.clone(),
+                permits.clone(),
+                outline.clone(),
+                owner.to_owned(),
+                view.clone(),
+                unwritten.clone(),
+            );
             let lease = self.config.lease;
             set.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("semaphore open");
-                let ctx = CheckReader { ports, outline, owner, limiter, view, slice_end, lease, may_have_closed };
+                let ctx =
+                    CheckReader { ports, outline, owner, limiter, view, unwritten, slice_end, lease, may_have_closed };
                 let r = ctx.read(check.clone(), progress).await;
                 (check, r)
             });
@@ -381,6 +391,8 @@ struct CheckReader<R, S, E, P, Q> {
     owner: String,
     limiter: Arc<RateLimiter>,
     view: Arc<tokio::sync::Mutex<RunView>>,
+    /// Bounds the pages read but not yet written, all checks together.
+    unwritten: Arc<Semaphore>,
     slice_end: Instant,
     lease: Duration,
     /// Whether resolved episodes may exist (a finding not open may be coming back).
@@ -412,7 +424,7 @@ where
                             progress = CheckProgress::default();
                             this.view.lock().await.set.restart_check();
                         }
-                        Msg::Page(page) => {
+                        Msg::Page(page, _unwritten) => {
                             run_view::write_page(
                                 &this.ports.episodes,
                                 &this.view,
@@ -448,7 +460,8 @@ where
                 Ok(page) => {
                     pages += 1;
                     let next = page.next_token.clone();
-                    if tx.send(Msg::Page(page)).await.is_err() {
+                    let slot = this.unwritten.clone().acquire_owned().await.expect("semaphore open");
+                    if tx.send(Msg::Page(page, slot)).await.is_err() {
                         break; // the writer failed; its error is reported below
                     }
                     match next {
@@ -479,6 +492,11 @@ where
     }
 }
 
-/// Pages a check's reader may be ahead of its writer: while the stream's open episodes load,
-/// pages wait here instead of leaving rate-limit slots unused (~250 findings each).
+/// Pages a check's reader may be ahead of its writer (the bound that matters is
+/// [`PAGES_UNWRITTEN`]).
 const PAGES_BUFFERED: usize = 64;
+
+/// Pages read but not yet written, all checks together: while the stream's open episodes load,
+/// pages wait instead of leaving rate-limit slots unused (at the quota, 3 s of reading), and
+/// memory stays bounded when writing is slower than reading (~250 findings, ~0.3 MB a page).
+const PAGES_UNWRITTEN: usize = 32;
