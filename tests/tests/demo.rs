@@ -32,6 +32,14 @@ fn local_stack_demo_reaches_the_second_digest() {
     assert!(stdout.contains("Compared with the previous run"), "the second digest compares: {stdout}");
     assert!(stdout.contains("Resolved findings ("), "the fleet drifted: {stdout}");
     assert_eq!(stdout.matches("stored: TASK#").count(), 2);
+    // After the last run, the stream's open episodes are exactly that run's findings.
+    let last = stdout.lines().filter(|l| l.starts_with("stored: TASK#")).last().unwrap();
+    let number = |after: &str| -> usize {
+        let rest = &last[last.find(after).unwrap_or_else(|| panic!("{after} in {last}")) + after.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    assert_eq!(number("its "), number("("), "{last}");
+    assert!(stdout.contains("Age of open findings") && stdout.contains("Time to fix (age when resolved"), "{stdout}");
     assert!(stdout.contains("suppressions now: 5"), "config-sync created the five suppressions: {stdout}");
     assert!(stdout.contains("Muted (suppressed in Device Defender; in none of the counts above): "), "{stdout}");
     assert!(stdout.contains("Suppressions expiring within 7 days"), "{stdout}");

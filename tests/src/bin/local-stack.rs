@@ -276,7 +276,16 @@ async fn main() {
     let tasks_store = audit_shared::aws::dynamodb::DynamoTaskStore::new(c_ddb.clone(), TABLE.into(), 400);
     for t in &tasks {
         use audit_shared::ports::TaskStore;
-        let Ok(Some(s)) = tasks_store.load(t).await else { fail(&format!("no summary stored for task {t}")) };
+        // The digest goes out first; the run's resolved episodes are closed right after it.
+        let mut s = None;
+        for _ in 0..600 {
+            s = tasks_store.load(t).await.ok().flatten();
+            if s.as_ref().is_some_and(|s| s.lifecycle != audit_shared::summary::LifecycleState::Pending) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let Some(s) = s else { fail(format!("no summary stored for task {t}")) };
         let (stream, start) = (s.outline.audit_stream(), s.outline.task_start_time);
         let count = system_tests::run_findings(&c_ddb, TABLE, &stream, start).await.len();
         let open = system_tests::count_open(&c_ddb, TABLE, &stream).await;
