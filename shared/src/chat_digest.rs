@@ -148,6 +148,24 @@ fn description(d: &Digest) -> String {
         );
     }
     let _ = writeln!(head, "```");
+    if let Some(l) = &d.lifecycle {
+        if l.overdue_count > 0 {
+            let per: Vec<String> = l.overdue.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+            let _ = writeln!(head, "*{} overdue* (open past their deadline): {}", l.overdue_count, per.join(", "));
+        }
+        if l.came_back_count > 0 {
+            let _ = writeln!(head, "{} came back after being fixed", l.came_back_count);
+        }
+        if let Some(t) = &l.time_to_fix_all {
+            let _ = writeln!(
+                head,
+                "time to fix: median {}, p90 {} ({} fixed)",
+                crate::lifecycle::fmt_age(t.median_ms),
+                crate::lifecycle::fmt_age(t.p90_ms),
+                t.count
+            );
+        }
+    }
     if d.muted_count > 0 || d.unmuted_count > 0 {
         let _ = writeln!(
             head,
@@ -304,5 +322,31 @@ mod tests {
         assert!(desc.contains("*5 suppression(s) expire within 7 days*"), "{desc}");
         assert_eq!(desc.matches("lab rack 3 (SEC-142)").count(), MAX_EXPIRING_IN_CHAT, "{desc}");
         assert!(desc.contains("`deviceCertificateId=0` expires 2026-01-17"), "{desc}");
+    }
+
+    #[test]
+    fn overdue_came_back_and_time_to_fix_are_said() {
+        use crate::lifecycle::{Deadlines, FixTimes, LifecycleStats, DAY_MS};
+        use std::collections::{BTreeMap, HashMap};
+        let cur = summary("t", 3, false);
+        let stats = LifecycleStats {
+            overdue: BTreeMap::from([(crate::Severity::Critical, 2), (crate::Severity::Low, 1)]),
+            came_back: 4,
+            time_to_fix_all: Some(FixTimes { count: 9, median_ms: 3 * DAY_MS, p90_ms: 12 * DAY_MS }),
+            ..Default::default()
+        };
+        let mut d = build(&cur, None, changes(&[1], &[], 0), "us-east-1");
+        d.lifecycle = Some(crate::digest_lifecycle::build(
+            &stats,
+            &Deadlines::default(),
+            &HashMap::new(),
+            "t",
+            &[],
+            &cur.open_by_severity(),
+        ));
+        let desc = chat_notification(&d).content.description;
+        assert!(desc.contains("*3 overdue* (open past their deadline): CRITICAL 2, LOW 1"), "{desc}");
+        assert!(desc.contains("4 came back after being fixed"), "{desc}");
+        assert!(desc.contains("time to fix: median 3 d, p90 12 d (9 fixed)"), "{desc}");
     }
 }

@@ -108,10 +108,11 @@ pub fn parse_continuation(body: &str) -> Result<Continuation, Rejection> {
     Ok(c)
 }
 
-/// Whether the sweeper should queue a task: it ended, and it was never stored, or its ingest or
-/// digest is unfinished with no live lease (a lost notification or a dead invocation).
+/// Whether the sweeper should queue a task: it ended, and it was never stored, or its ingest,
+/// digest or lifecycle step (closing what it resolved) is unfinished with no live lease (a lost
+/// notification or a dead invocation).
 pub fn needs_sweep(status: &crate::TaskStatus, stored: Option<&crate::summary::TaskSummary>, now_ms: i64) -> bool {
-    use crate::summary::{DigestState, IngestState};
+    use crate::summary::{DigestState, IngestState, LifecycleState};
     if !status.is_terminal() {
         return false;
     }
@@ -119,7 +120,8 @@ pub fn needs_sweep(status: &crate::TaskStatus, stored: Option<&crate::summary::T
         None => true,
         Some(s) => {
             let unfinished = s.ingest == IngestState::Ingesting
-                || matches!(s.digest, DigestState::Pending | DigestState::Publishing);
+                || matches!(s.digest, DigestState::Pending | DigestState::Publishing)
+                || s.lifecycle == LifecycleState::Pending;
             unfinished && s.lease_until < now_ms
         }
     }
@@ -149,6 +151,8 @@ mod tests {
         assert!(needs_sweep(&TaskStatus::Completed, Some(&s), 150), "stalled");
         s.ingest = IngestState::Complete;
         s.digest = crate::summary::DigestState::Sent;
+        assert!(needs_sweep(&TaskStatus::Completed, Some(&s), 150), "digest sent, episodes not closed");
+        s.lifecycle = crate::summary::LifecycleState::Applied;
         assert!(!needs_sweep(&TaskStatus::Completed, Some(&s), 150), "done");
     }
 

@@ -548,3 +548,33 @@ async fn suppressed_findings_are_muted_in_the_digest_and_its_attributes() {
     assert_eq!(stored["mutedCount"], 2);
     assert_eq!(stored["suppressions"]["total"], 2);
 }
+
+#[tokio::test]
+async fn the_benchmarks_fleet_drifted_once_is_rebuilt_exactly() {
+    let checks = [
+        "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+        "DEVICE_CERTIFICATE_AGE_CHECK",
+        "DEVICE_CERTIFICATE_SHARED_CHECK",
+        "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    ];
+    let stack = Stack::new(
+        &["--fleet-devices", "694", "--noncompliant-share", "0.4", "--drift-share", "0.2", "--task-duration-secs", "1"],
+        &[],
+    )
+    .await;
+    stack.configure(&checks).await;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let t = stack.run_on_demand(&checks).await;
+        stack.deliver(&[stack.notification(&t).await]).await.unwrap();
+        tasks.push(t);
+    }
+    for t in &tasks {
+        let rebuilt: Vec<_> = stack.stored_findings(t).await;
+        let expected = stack.emulator_findings(t).await;
+        let set: BTreeSet<_> = rebuilt.iter().cloned().collect();
+        let extra: Vec<_> = set.difference(&expected).collect();
+        let missing: Vec<_> = expected.difference(&set).collect();
+        assert!(extra.is_empty() && missing.is_empty() && rebuilt.len() == set.len(), "task {t}: extra {extra:?}, missing {missing:?}");
+    }
+}

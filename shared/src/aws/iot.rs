@@ -55,8 +55,12 @@ impl Intercept for ThrottleCounter {
     }
 }
 
+/// Epoch milliseconds, rounded to the nearest: the API sends epoch seconds as a JSON number
+/// with a fraction, and its binary parse can land a hair under the millisecond (…132.797 read
+/// as …132.796999931), which truncation would turn into a different start time than the
+/// notification's for the same task.
 fn ms(t: Option<&DateTime>) -> Option<i64> {
-    t.and_then(|t| t.to_millis().ok())
+    t.map(|t| t.secs() * 1000 + ((t.subsec_nanos() as i64 + 500_000) / 1_000_000))
 }
 
 /// Flattens a resource identifier into `field` → value.
@@ -516,5 +520,18 @@ impl AuditSetupApi for IotAuditSetup {
                 Ok(StepResult::TaskId(out.task_id().unwrap_or_default().to_owned()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_to_the_nearest_millisecond() {
+        let parsed = DateTime::from_fractional_secs(1_796_001_132, 0.796_999_931);
+        assert_eq!(ms(Some(&parsed)), Some(1_796_001_132_797));
+        assert_eq!(ms(Some(&DateTime::from_millis(1_796_001_132_797))), Some(1_796_001_132_797));
+        assert_eq!(ms(Some(&DateTime::from_millis(-1))), Some(-1));
     }
 }
