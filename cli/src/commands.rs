@@ -27,7 +27,8 @@ fn now_ms() -> i64 {
 }
 
 fn day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
 
 /// Reads every episode of an audit, printing progress on stderr every 10,000 unless quiet.
@@ -101,7 +102,8 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 include_muted: *include_muted,
             };
             let open = open_findings(episodes(&store, audit, cli.quiet).await?, &filter, &cli.overdue_days, now);
-            let mut rows = Rows::new(&["severity", "check", "resource", "first_seen", "age", "overdue", "came_back", "muted"]);
+            let mut rows =
+                Rows::new(&["severity", "check", "resource", "first_seen", "age", "overdue", "came_back", "muted"]);
             for o in open {
                 let e = &o.episode;
                 rows.push(vec![
@@ -124,7 +126,8 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             for e in &found {
                 // Earlier episodes first, then the stored one.
                 for (f, r) in &e.history {
-                    let past = Episode { first_seen: *f, resolved_at: Some(*r), came_back: 0, suppressed: false, ..e.clone() };
+                    let past =
+                        Episode { first_seen: *f, resolved_at: Some(*r), came_back: 0, suppressed: false, ..e.clone() };
                     rows.push(episode_row(&past, now));
                 }
                 rows.push(episode_row(e, now));
@@ -135,24 +138,41 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             let s = tasks.load(id).await?.ok_or_else(|| CommandError::NoTask(id.clone()))?;
             let (audit, start) = (s.outline.audit_stream(), s.outline.task_start_time);
             let mut found = store.run_findings(&audit, start).await?;
-            found.sort_by(|a, b| (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(&b.finding.severity, &b.finding.check_name, &b.resource_key)));
+            found.sort_by(|a, b| {
+                (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(
+                    &b.finding.severity,
+                    &b.finding.check_name,
+                    &b.resource_key,
+                ))
+            });
             let mut rows = Rows::new(&EPISODE_COLUMNS);
             found.iter().for_each(|e| rows.push(episode_row(e, now)));
             Ok(rows)
         }
         Command::Stats { audit, since, until } => {
-            let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+            let midnight =
+                |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
             let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
             if until < *since {
                 return Err(CommandError::Period { since: since.to_string(), until: until.to_string() });
             }
             let (from, to) = (midnight(*since), midnight(until) + DAY_MS);
-            let stats = period_stats(episodes(&store, audit, cli.quiet).await?, from, to.min(now.max(from)), &cli.overdue_days);
+            let stats =
+                period_stats(episodes(&store, audit, cli.quiet).await?, from, to.min(now.max(from)), &cli.overdue_days);
             let mut rows = Rows::new(&[
-                "severity", "opened", "came_back", "resolved", "fix_median", "fix_p90", "open_at_end", "overdue_at_end",
+                "severity",
+                "opened",
+                "came_back",
+                "resolved",
+                "fix_median",
+                "fix_p90",
+                "open_at_end",
+                "overdue_at_end",
             ]);
             for (sev, l) in stats {
-                let fix = |f: fn(&audit_shared::lifecycle::FixTimes) -> i64| l.time_to_fix.as_ref().map_or("-".into(), |t| fmt_age(f(t)));
+                let fix = |f: fn(&audit_shared::lifecycle::FixTimes) -> i64| {
+                    l.time_to_fix.as_ref().map_or("-".into(), |t| fmt_age(f(t)))
+                };
                 rows.push(vec![
                     sev.to_string(),
                     l.opened.to_string(),

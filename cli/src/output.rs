@@ -44,7 +44,8 @@ impl Rows {
                             .iter()
                             .zip(r)
                             .map(|(c, v)| {
-                                let value = v.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(v.as_str()));
+                                let value =
+                                    v.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(v.as_str()));
                                 (c.to_string(), value)
                             })
                             .collect();

@@ -814,7 +814,10 @@ mod tests {
             open_by_age: BTreeMap::from([(Severity::Critical, [2, 0, 9, 1])]),
             overdue: BTreeMap::from([(Severity::Critical, 10), (Severity::High, 2)]),
             came_back: 1,
-            time_to_fix: BTreeMap::from([(Severity::Critical, FixTimes { count: 3, median_ms: 2 * DAY_MS, p90_ms: 9 * DAY_MS })]),
+            time_to_fix: BTreeMap::from([(
+                Severity::Critical,
+                FixTimes { count: 3, median_ms: 2 * DAY_MS, p90_ms: 9 * DAY_MS },
+            )]),
             time_to_fix_all: Some(FixTimes { count: 3, median_ms: 2 * DAY_MS, p90_ms: 9 * DAY_MS }),
             listed_overdue: vec![1],
             listed_came_back: vec![2],
@@ -832,8 +835,14 @@ mod tests {
             open: BTreeMap::from([("CRITICAL".into(), 24)]),
         }];
         let mut d = build(&cur, None, changes(&[1], &[], 11), "r");
-        d.lifecycle =
-            Some(digest_lifecycle::build(&stats, &Deadlines::default(), &listed, "c", &earlier, &cur.open_by_severity()));
+        d.lifecycle = Some(digest_lifecycle::build(
+            &stats,
+            &Deadlines::default(),
+            &listed,
+            "c",
+            &earlier,
+            &cur.open_by_severity(),
+        ));
         d.subject = subject(&d);
         assert!(d.subject.starts_with("daily-fleet-audit: 10 overdue CRITICAL, 1 new CRITICAL"), "{}", d.subject);
         let a = message_attributes(&d);

@@ -134,7 +134,8 @@ pub fn render_summary(out: &mut String, l: &LifecycleSection) {
     );
     for s in Severity::KNOWN {
         let b = l.open_by_age.get(s.as_str()).copied().unwrap_or([0; 4]);
-        let deadline = l.deadlines.for_severity(s).map_or(String::new(), |d| format!("({} d)", d / crate::lifecycle::DAY_MS));
+        let deadline =
+            l.deadlines.for_severity(s).map_or(String::new(), |d| format!("({} d)", d / crate::lifecycle::DAY_MS));
         let _ = writeln!(
             out,
             "  {:<20} {:>8} {:>8} {:>8} {:>8}   {} {}",

@@ -127,7 +127,14 @@ mod tests {
     use crate::finding::Finding;
     use std::collections::BTreeMap as Map;
 
-    fn episode(check: &str, sev: Severity, id: &str, first: i64, resolved: Option<i64>, history: Vec<(i64, i64)>) -> Episode {
+    fn episode(
+        check: &str,
+        sev: Severity,
+        id: &str,
+        first: i64,
+        resolved: Option<i64>,
+        history: Vec<(i64, i64)>,
+    ) -> Episode {
         let finding = Finding {
             task_id: "t".into(),
             check_name: check.into(),
@@ -170,10 +177,16 @@ mod tests {
         let ids = |f: &OpenFilter| -> Vec<String> {
             open_findings(all.clone(), f, &d, now).iter().map(|o| o.episode.resource_key.clone()).collect()
         };
-        assert_eq!(ids(&OpenFilter::default()), ["deviceCertificateId=3", "deviceCertificateId=1", "deviceCertificateId=2"]);
+        assert_eq!(
+            ids(&OpenFilter::default()),
+            ["deviceCertificateId=3", "deviceCertificateId=1", "deviceCertificateId=2"]
+        );
         assert_eq!(ids(&OpenFilter { overdue: true, ..Default::default() }), ["deviceCertificateId=1"]);
         assert_eq!(ids(&OpenFilter { check: Some("B".into()), ..Default::default() }), ["deviceCertificateId=3"]);
-        assert_eq!(ids(&OpenFilter { min_age_days: Some(5), severity: Some(Severity::Critical), ..Default::default() }), ["deviceCertificateId=1"]);
+        assert_eq!(
+            ids(&OpenFilter { min_age_days: Some(5), severity: Some(Severity::Critical), ..Default::default() }),
+            ["deviceCertificateId=1"]
+        );
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub fn finding_hash(check_name: &str, resource_key: &str) -> u64 {
     crate::finding::fnv1a(&format!("{check_name}#{resource_key}"))
 }
 
+/// A severity's rank in the digest's order: most severe first, severities AWS adds later last.
+pub fn severity_rank(s: &Severity) -> u8 {
+    Severity::KNOWN.iter().position(|k| k == s).unwrap_or(Severity::KNOWN.len()) as u8
+}
+
 /// The shard of a finding's episodes.
 pub fn shard_of(hash: u64) -> u32 {
     (hash % EPISODE_SHARDS as u64) as u32
@@ -340,8 +345,7 @@ impl OpenSet {
         let mut overdue: Vec<(u8, u32, u64)> = Vec::new();
         let mut fix_ages: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
         let mut all: Vec<i64> = Vec::new();
-        let rank = |sev: &Severity| Severity::KNOWN.iter().position(|k| k == sev).unwrap_or(Severity::KNOWN.len()) as u8;
-        let ranks: Vec<u8> = self.severities.iter().map(rank).collect();
+        let ranks: Vec<u8> = self.severities.iter().map(severity_rank).collect();
         for e in &self.entries {
             let sev = &self.severities[e.severity as usize];
             let r = ranks[e.severity as usize];
@@ -356,7 +360,8 @@ impl OpenSet {
                 }
                 continue;
             }
-            let open_now = e.flags & (SEEN | NEW) != 0 || !self.completed.get(e.check as usize).copied().unwrap_or(false);
+            let open_now =
+                e.flags & (SEEN | NEW) != 0 || !self.completed.get(e.check as usize).copied().unwrap_or(false);
             if !open_now {
                 continue;
             }

@@ -3,12 +3,12 @@
 
 use crate::digest::Digest;
 use crate::finding::Finding;
-use crate::setup::{ActualSetup, SetupRecord, Step};
 use crate::lifecycle::OpenEpisode;
+use crate::setup::{ActualSetup, SetupRecord, Step};
 use crate::summary::{CheckProgress, LifecycleState, TaskOutline, TaskSummary};
-use std::collections::BTreeMap;
 use crate::vocabulary::{TaskStatus, TaskType};
 use crate::work::Continuation;
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// Why a call to AWS failed, sorted by what the caller can do about it.
@@ -150,11 +150,8 @@ pub trait TaskStore: Send + Sync {
         n: usize,
     ) -> impl Future<Output = Result<Vec<RunRecord>, PortError>> + Send;
     /// Records where the task's lifecycle step stands.
-    fn set_lifecycle(
-        &self,
-        task_id: &str,
-        state: LifecycleState,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn set_lifecycle(&self, task_id: &str, state: LifecycleState)
+        -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// One ingested run of an audit stream, as the run history keeps it.

@@ -137,17 +137,16 @@ async fn drain_continuations(api: &RuntimeApi, b: &Bench) -> usize {
         let r = b.c.sqs.receive_message().queue_url(&b.queue).max_number_of_messages(1).send().await.unwrap();
         let msgs = r.messages.unwrap_or_default();
         if msgs.is_empty() {
-            let a = b
-                .c
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&b.queue)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                .send()
-                .await
-                .unwrap()
-                .attributes
-                .unwrap_or_default();
+            let a =
+                b.c.sqs
+                    .get_queue_attributes()
+                    .queue_url(&b.queue)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                    .send()
+                    .await
+                    .unwrap()
+                    .attributes
+                    .unwrap_or_default();
             if a.values().filter_map(|v| v.parse::<usize>().ok()).sum::<usize>() == 0 {
                 return invocations;
             }
@@ -159,7 +158,13 @@ async fn drain_continuations(api: &RuntimeApi, b: &Bench) -> usize {
         let failed = out["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty());
         if !failed {
             for m in &msgs {
-                b.c.sqs.delete_message().queue_url(&b.queue).receipt_handle(m.receipt_handle.clone().unwrap()).send().await.unwrap();
+                b.c.sqs
+                    .delete_message()
+                    .queue_url(&b.queue)
+                    .receipt_handle(m.receipt_handle.clone().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -474,9 +479,9 @@ async fn main() {
     for &n in &continued {
         let b = bench("unlimited", n).await;
         for label in ["first", "drift"] {
-            let r = run(&bin, &b, "unlimited", label, Some(60_000)).await;
+            let r = run(&bin, &b, "unlimited", label, Some(240_000)).await;
             print_row(&r);
-            println!("(continued: {} continuation invocations, MAX_SLICE_MS=60000)", r.continuations);
+            println!("(continued: {} continuation invocations, MAX_SLICE_MS=240000)", r.continuations);
         }
     }
 }

@@ -144,7 +144,8 @@ pub async fn run_findings(
     stream: &str,
     run_start: i64,
 ) -> Vec<(String, String)> {
-    let store = audit_shared::aws::dynamodb::DynamoEpisodeStore::new(ddb.clone(), table.to_owned(), 400, Default::default());
+    let store =
+        audit_shared::aws::dynamodb::DynamoEpisodeStore::new(ddb.clone(), table.to_owned(), 400, Default::default());
     let episodes = store.run_findings(stream, run_start).await.expect("the table answers");
     episodes.into_iter().map(|e| (e.finding.check_name.to_string(), e.resource_key)).collect()
 }

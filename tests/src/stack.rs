@@ -259,4 +259,3 @@ impl Stack {
         assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len(), "counted once");
     }
 }
-

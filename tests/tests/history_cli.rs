@@ -54,8 +54,7 @@ fn iso(ms: i64) -> String {
 
 #[tokio::test]
 async fn every_command_answers_from_the_table() {
-    let stack =
-        Stack::new(&["--drift-share", "0.3", "--fleet-devices", "400"], &[("OVERDUE_DAYS", DEADLINES)]).await;
+    let stack = Stack::new(&["--drift-share", "0.3", "--fleet-devices", "400"], &[("OVERDUE_DAYS", DEADLINES)]).await;
     stack.configure(&CHECKS).await;
     stack
         .iot
@@ -130,7 +129,8 @@ async fn every_command_answers_from_the_table() {
         came_back += back;
         resolved += d.resolved_count;
     }
-    let stats = json_rows(&stack, &["stats", "--audit", "daily-fleet", "--since", "2026-01-01", "--at", &iso(last_start + 1)]);
+    let stats =
+        json_rows(&stack, &["stats", "--audit", "daily-fleet", "--since", "2026-01-01", "--at", &iso(last_start + 1)]);
     let sum = |k: &str| stats.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!((sum("opened"), sum("resolved")), (opened, resolved));
     assert_eq!(sum("came_back"), came_back);
@@ -162,8 +162,14 @@ async fn errors_name_what_was_wrong() {
     };
     assert!(err(&["task", "nope"]).contains("no task nope in the table"));
     assert!(err(&["open", "--audit", "a", "--severity", "URGENT"]).contains("unknown severity 'URGENT'"));
-    assert!(err(&["stats", "--audit", "a", "--since", "2026-02-01", "--until", "2026-01-01"]).contains("before --since"));
+    assert!(
+        err(&["stats", "--audit", "a", "--since", "2026-02-01", "--until", "2026-01-01"]).contains("before --since")
+    );
     assert!(err(&["open", "--audit", "a", "--overdue-days", "HIGH=0"]).contains("deadline '0' must be"));
-    let no_table = std::process::Command::new(debug_bin("audit-history")).args(["runs", "--audit", "a"]).env_remove("TABLE_NAME").output().unwrap();
+    let no_table = std::process::Command::new(debug_bin("audit-history"))
+        .args(["runs", "--audit", "a"])
+        .env_remove("TABLE_NAME")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&no_table.stderr).contains("pass --table or set TABLE_NAME"));
 }

@@ -101,13 +101,11 @@ where
         let o = &summary.outline;
         let store = &self.ports.store;
         let completed = o.task_status == TaskStatus::Completed;
-        let previous = if completed {
-            store.previous_run(&o.audit_stream(), o.task_start_time, &o.task_id).await?
-        } else {
-            None
-        };
+        let previous =
+            if completed { store.previous_run(&o.audit_stream(), o.task_start_time, &o.task_id).await? } else { None };
         let mut changes = Changes::default();
         let mut lifecycle = None;
+        let mut pre_listed = None;
         if completed && summary.lifecycle == LifecycleState::Pending {
             let v = match view {
                 Some(v) => v,
@@ -115,7 +113,17 @@ where
             };
             let deadlines = &self.config.deadlines;
             let stats = v.set.stats(deadlines, MAX_LISTED);
-            let listed = self.listed(o, &stats).await?;
+            let known = v.known();
+            // The listed findings not opened by this invocation, the trend and the suppressions
+            // are read at once.
+            let stream = o.audit_stream();
+            let (listed, earlier, suppressions) = tokio::join!(
+                self.listed(o, &stats, known),
+                store.recent_runs(&stream, o.task_start_time, TREND_RUNS - 1),
+                self.ports.reader.list_suppressions()
+            );
+            let (listed, earlier) = (listed?, earlier?);
+            pre_listed = Some(suppressions);
             let finding = |h: &u64| listed.get(h).map(|(f, _, _)| f.clone());
             stats.listed_new.iter().filter_map(finding).for_each(|f| changes.add_new(f));
             stats.listed_resolved.iter().filter_map(finding).for_each(|f| changes.add_resolved(f));
@@ -126,7 +134,6 @@ where
             changes.muted_by_severity = stats.muted.clone();
             changes.unmuted_count = stats.unmuted;
             changes.persisting = stats.persisting;
-            let earlier = store.recent_runs(&o.audit_stream(), o.task_start_time, TREND_RUNS - 1).await?;
             lifecycle = Some(digest_lifecycle::build(
                 &stats,
                 deadlines,
@@ -139,11 +146,16 @@ where
         let mut d = digest::build(summary, previous.as_ref(), changes, &self.region);
         d.lifecycle = lifecycle;
         if completed && summary.lifecycle == LifecycleState::NotTracked {
-            d.not_compared = Some("a later run of this audit was applied first; this one changes no finding's history".into());
+            d.not_compared =
+                Some("a later run of this audit was applied first; this one changes no finding's history".into());
         }
         d.subject = digest::subject(&d);
         // A digest without the suppression list is still worth sending: the error is shown.
-        let listed = self.ports.reader.list_suppressions().await.map_err(|e| {
+        let suppressions = match pre_listed {
+            Some(s) => s,
+            None => self.ports.reader.list_suppressions().await,
+        };
+        let listed = suppressions.map_err(|e| {
             warn!(task_id = %o.task_id, error = %e, "suppressions not listed for the digest");
             e.to_string()
         });
@@ -152,12 +164,13 @@ where
         Ok(d)
     }
 
-    /// The details of the findings a digest lists (open episodes, or resolved ones when a
-    /// retry finds them closed already).
+    /// The details of the findings a digest lists: those this invocation opened are `known`;
+    /// the others are read (open episodes, or resolved ones when a retry finds them closed).
     async fn listed(
         &self,
         o: &TaskOutline,
         stats: &audit_shared::lifecycle::LifecycleStats,
+        known: std::collections::HashMap<u64, crate::run_view::Known>,
     ) -> Result<Listed, PortError> {
         let mut wanted: Vec<u64> = [
             &stats.listed_new,
@@ -169,18 +182,20 @@ where
         ]
         .iter()
         .flat_map(|l| l.iter().copied())
+        .filter(|h| !known.contains_key(h))
         .collect::<HashSet<u64>>()
         .into_iter()
         .collect();
         wanted.sort_unstable();
         let stream = o.audit_stream();
-        let mut found = self.ports.episodes.open_episodes(&stream, &wanted).await?;
+        let mut found =
+            if wanted.is_empty() { Vec::new() } else { self.ports.episodes.open_episodes(&stream, &wanted).await? };
         let have: HashSet<u64> = found.iter().map(|e| e.hash()).collect();
         let missing: Vec<u64> = wanted.into_iter().filter(|h| !have.contains(h)).collect();
         if !missing.is_empty() {
             found.extend(self.ports.episodes.resolved_episodes(&stream, &missing).await?);
         }
-        Ok(found
+        let mut out: Listed = found
             .into_iter()
             .map(|e| {
                 let f = DigestFinding {
@@ -191,6 +206,8 @@ where
                 };
                 (e.hash(), (f, e.first_seen, e.previous_resolved()))
             })
-            .collect())
+            .collect();
+        out.extend(known);
+        Ok(out)
     }
 }

@@ -229,7 +229,8 @@ where
             return Ok(Some(StreamRun { last_run: None }));
         }
         let (stream, now) = (o.audit_stream(), now_ms());
-        match self.ports.episodes.lock_stream(&stream, &o.task_id, o.task_start_time, now, now + STREAM_HOLD_MS).await? {
+        match self.ports.episodes.lock_stream(&stream, &o.task_id, o.task_start_time, now, now + STREAM_HOLD_MS).await?
+        {
             StreamLock::Acquired { last_run } => Ok(Some(StreamRun { last_run })),
             StreamLock::Busy { holder, until } => {
                 let delay = ((until - now) / 1000 + 2).clamp(1, 60) as u32;
@@ -366,7 +367,8 @@ where
             }
         }
         // The loader is done once any page was classified; without pages, wait for it here.
-        let loaded = loader.await.map_err(|e| PortError::Transient(format!("loading the open episodes failed: {e}")))?;
+        let loaded =
+            loader.await.map_err(|e| PortError::Transient(format!("loading the open episodes failed: {e}")))?;
         // Every reader has finished: the difference is this slice's (one invocation per process).
         metrics.throttles = self.ports.reader.throttled_attempts().saturating_sub(throttled_before);
         if let Some(e) = first_err.or(loaded.err()) {
@@ -446,7 +448,10 @@ where
                         }
                     }
                     let until = now_ms() + this.lease.as_millis() as i64;
-                    this.ports.store.checkpoint(&this.outline.task_id, &this.owner, &check, &progress, 1, until).await?;
+                    this.ports
+                        .store
+                        .checkpoint(&this.outline.task_id, &this.owner, &check, &progress, 1, until)
+                        .await?;
                 }
                 Ok::<_, PortError>((progress, stored))
             })

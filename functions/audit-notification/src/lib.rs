@@ -3,10 +3,10 @@
 //! [`ingest`] over the ports of `audit_shared::ports`, and in `audit_shared` (digest, summary).
 
 pub mod config;
+pub mod digest_step;
 pub mod handler;
 pub mod ingest;
 pub mod metrics;
-pub mod digest_step;
 pub mod run_view;
 
 use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoTaskStore};

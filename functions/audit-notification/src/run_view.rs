@@ -2,19 +2,47 @@
 //! stream's open episodes and the task's seen records, fed page by page, and what each page
 //! writes (new episodes, a came-back one's history carried on, mute changes, the seen record).
 
+use audit_shared::digest::{DigestFinding, MAX_LISTED};
 use audit_shared::finding::Finding;
-use audit_shared::lifecycle::{finding_hash, Observation, OpenSet, EPISODE_SHARDS};
+use audit_shared::lifecycle::{
+    finding_hash, severity_rank, Observation, OpenSet, EPISODE_SHARDS, MAX_LIFECYCLE_LISTED,
+};
 use audit_shared::ports::{Episode, EpisodeStore, PageChanges, PortError};
 use audit_shared::summary::{TaskOutline, TaskSummary};
 use audit_shared::CheckRunStatus;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
+
+/// A listed finding: its details, first seen, and when its previous episode was resolved.
+pub type Known = (DigestFinding, i64, Option<i64>);
 
 /// What a run knows of its stream.
 #[derive(Debug)]
 pub struct RunView {
     pub set: OpenSet,
+    /// The most severe findings this invocation opened, new and came back, by (severity rank,
+    /// hash) — the order the digest lists them in — so it need not read them back.
+    pub opened_new: BTreeMap<(u8, u64), Known>,
+    pub opened_back: BTreeMap<(u8, u64), Known>,
+}
+
+/// Keeps `map` at the `cap` smallest keys.
+fn keep_first(map: &mut BTreeMap<(u8, u64), Known>, key: (u8, u64), value: Known, cap: usize) {
+    if map.len() >= cap && map.last_key_value().is_some_and(|(last, _)| *last < key) {
+        return;
+    }
+    map.insert(key, value);
+    if map.len() > cap {
+        map.pop_last();
+    }
+}
+
+impl RunView {
+    /// The details of what this invocation opened, by hash.
+    pub fn known(&self) -> HashMap<u64, Known> {
+        self.opened_new.iter().chain(&self.opened_back).map(|((_, h), k)| (*h, k.clone())).collect()
+    }
 }
 
 impl RunView {
@@ -24,10 +52,16 @@ impl RunView {
             .outline
             .checks
             .iter()
-            .filter(|c| matches!(c.run_status, CheckRunStatus::CompliantCompleted | CheckRunStatus::NonCompliantCompleted))
+            .filter(|c| {
+                matches!(c.run_status, CheckRunStatus::CompliantCompleted | CheckRunStatus::NonCompliantCompleted)
+            })
             .map(|c| c.check_name.to_string())
             .collect();
-        RunView { set: OpenSet::new(summary.outline.task_start_time, &completed) }
+        RunView {
+            set: OpenSet::new(summary.outline.task_start_time, &completed),
+            opened_new: BTreeMap::new(),
+            opened_back: BTreeMap::new(),
+        }
     }
 }
 
@@ -124,7 +158,24 @@ pub async fn write_page<E: EpisodeStore>(
     episodes.record_page(&stream, &outline.task_id, outline.task_start_time, &changes).await?;
     let mut v = view.lock().await;
     for e in &changes.opened {
-        v.set.record_new(e.hash(), e.finding.check_name.as_str(), &e.finding.severity, e.suppressed, e.previous_resolved());
+        let hash = e.hash();
+        v.set.record_new(hash, e.finding.check_name.as_str(), &e.finding.severity, e.suppressed, e.previous_resolved());
+        if e.suppressed {
+            continue;
+        }
+        let listed = DigestFinding {
+            severity: e.finding.severity.clone(),
+            check_name: e.finding.check_name.to_string(),
+            resource_type: e.finding.resource_type.to_string(),
+            resource_key: e.resource_key.clone(),
+        };
+        let key = (severity_rank(&e.finding.severity), hash);
+        let known = (listed, e.first_seen, e.previous_resolved());
+        if e.came_back > 0 {
+            keep_first(&mut v.opened_back, key, known, MAX_LIFECYCLE_LISTED);
+        } else {
+            keep_first(&mut v.opened_new, key, known, MAX_LISTED);
+        }
     }
     Ok(())
 }

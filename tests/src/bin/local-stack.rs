@@ -199,6 +199,7 @@ async fn main() {
         println!("  aws --endpoint-url {ddb} dynamodb scan --table-name {TABLE} --select COUNT");
         println!("  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {invoke_port} config-sync --data-file events/config-sync.dry-run.json");
         println!("  curl -s {url}/_emulator/outbox   # digests, chat digests and notifications");
+        println!("  AWS_ENDPOINT_URL_DYNAMODB={ddb} TABLE_NAME={TABLE} target/debug/audit-history runs --audit daily-fleet-audit");
         println!("  aws --endpoint-url {url} iot list-audit-suppressions   # or: curl -s {url}/_emulator/suppressions");
         println!("The functions' log lines appear below, prefixed with their name (FUNCTION_LOG=debug for more).");
         println!("Ctrl-C stops everything.");

@@ -145,15 +145,35 @@ pub struct DynamoEpisodeStore {
 
 impl DynamoEpisodeStore {
     /// Episodes in `table`; seen records expire after `retention_days`; capacity is counted on `meter`.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention_days: u32, meter: Arc<CapacityMeter>) -> Self {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+        retention_days: u32,
+        meter: Arc<CapacityMeter>,
+    ) -> Self {
         DynamoEpisodeStore { client, table, retention_days, meter }
     }
 
-    /// Gets items by key (BatchGetItem, strongly consistent, unprocessed keys retried).
+    /// Gets items by key (BatchGetItem, strongly consistent, unprocessed keys retried), the
+    /// requests of 100 keys concurrently.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
-        let mut found = Vec::new();
+        let mut requests = tokio::task::JoinSet::new();
         for chunk in keys.chunks(BATCH_GET) {
-            let mut pending = chunk.to_vec();
+            let (this, chunk) = (self.clone(), chunk.to_vec());
+            requests.spawn(async move { this.batch_get_one(chunk).await });
+        }
+        let mut found = Vec::new();
+        while let Some(r) = requests.join_next().await {
+            found.extend(r.map_err(|e| PortError::Transient(format!("BatchGetItem task failed: {e}")))??);
+        }
+        Ok(found)
+    }
+
+    /// One BatchGetItem of at most 100 keys, until every key is processed.
+    async fn batch_get_one(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        let mut found = Vec::new();
+        {
+            let mut pending = keys;
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let ka = KeysAndAttributes::builder()
@@ -173,7 +193,8 @@ impl DynamoEpisodeStore {
                 if let Some(mut r) = out.responses {
                     found.extend(r.remove(&self.table).unwrap_or_default());
                 }
-                pending = out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                pending =
+                    out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
                 attempt += 1;
                 if !pending.is_empty() {
                     if attempt > 10 {
@@ -366,9 +387,10 @@ impl EpisodeStore for DynamoEpisodeStore {
             .await
             .map_err(|e| classify("Query", e))?;
         self.meter.add_read(out.consumed_capacity());
-        let open = out.items().iter().map(|i| open_episode(i).ok_or_else(|| {
-            PortError::Permanent(format!("open episode item {pk} {:?} lacks a field", i.get("sk")))
-        }));
+        let open = out.items().iter().map(|i| {
+            open_episode(i)
+                .ok_or_else(|| PortError::Permanent(format!("open episode item {pk} {:?} lacks a field", i.get("sk"))))
+        });
         let open = open.collect::<Result<Vec<_>, _>>()?;
         let next = out.last_evaluated_key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
         Ok((open, next))
@@ -453,7 +475,13 @@ impl EpisodeStore for DynamoEpisodeStore {
         Ok(())
     }
 
-    async fn resolve(&self, stream: &str, run_start: i64, last_seen: Option<i64>, hashes: &[u64]) -> Result<(), PortError> {
+    async fn resolve(
+        &self,
+        stream: &str,
+        run_start: i64,
+        last_seen: Option<i64>,
+        hashes: &[u64],
+    ) -> Result<(), PortError> {
         for chunk in hashes.chunks(BATCH_GET) {
             let open = self.episodes(stream, true, chunk).await?;
             let mut requests = Vec::with_capacity(open.len() * 2);
@@ -512,7 +540,8 @@ impl EpisodeStore for DynamoEpisodeStore {
                     return Ok(StreamLock::Late { last_start, last_task });
                 }
                 let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let until = item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let until =
+                    item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
                 Ok(StreamLock::Busy { holder, until })
             }
             Err(e) => Err(classify("UpdateItem", e)),

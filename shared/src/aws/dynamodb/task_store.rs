@@ -1,7 +1,9 @@
 //! [`crate::ports::TaskStore`] over `aws-sdk-dynamodb`: task summaries, findings, digests and
 //! run history (items described in the module above).
 
-use super::{expires_in, from_item, is_condition_failed, key, n, run_sk, s, task_pk, to_attr, to_item, CapacityMeter, Item};
+use super::{
+    expires_in, from_item, is_condition_failed, key, n, run_sk, s, task_pk, to_attr, to_item, CapacityMeter, Item,
+};
 use crate::aws::classify;
 use crate::digest::Digest;
 use crate::ports::{Claim, PortError, RunRecord, TaskStore};
@@ -358,7 +360,6 @@ impl TaskStore for DynamoTaskStore {
         }
         Ok(None)
     }
-
 
     async fn recent_runs(&self, stream: &str, before_ms: i64, count: usize) -> Result<Vec<RunRecord>, PortError> {
         let out = self
