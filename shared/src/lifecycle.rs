@@ -3,8 +3,8 @@
 //! how often it came back — and what a digest says about them: ages, overdue against a
 //! per-severity deadline, came back, time to fix, a trend.
 //!
-//! A run sees the stream as an [`OpenSet`]: one compact entry per open episode (24 bytes, so
-//! 10^6 open findings cost 24 MB), loaded before the first page is classified, marked as pages
+//! A run sees the stream as an [`OpenSet`]: one compact entry per open episode (16 bytes, so
+//! 10^6 open findings cost 16 MB), loaded before the first page is classified, marked as pages
 //! arrive. When the last page is read every count of the digest is known; nothing is walked
 //! again. Pure: the ingest feeds it what it loads and reads, and writes what it answers.
 //!
@@ -140,17 +140,76 @@ const MUTED: u8 = 4;
 const MUTED_BEFORE: u8 = 8;
 const CAME_BACK: u8 = 16;
 
-/// One finding in a run's view, packed (24 bytes).
+/// One finding in a run's view, packed in 16 bytes (10^6 open findings: 16 MB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     hash: u64,
     /// Seconds since the epoch.
     first_seen: u32,
-    /// Seconds since the epoch, 0 when none.
-    previous_resolved: u32,
-    check: u16,
-    severity: u8,
-    flags: u8,
+    /// Index into the view's checks.
+    check: u8,
+    /// Severity index (low 3 bits) and flags (high 5 bits).
+    meta: u8,
+}
+
+impl Entry {
+    fn new(hash: u64, first_seen: u32, check: u8, severity: u8, flags: u8) -> Self {
+        Entry { hash, first_seen, check, meta: (severity & 7) | (flags << 3) }
+    }
+
+    fn flags(&self) -> u8 {
+        self.meta >> 3
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags() & flag != 0
+    }
+
+    fn set(&mut self, flag: u8) {
+        self.meta |= flag << 3;
+    }
+
+    fn toggle(&mut self, flag: u8) {
+        self.meta ^= flag << 3;
+    }
+
+    fn severity(&self) -> usize {
+        (self.meta & 7) as usize
+    }
+}
+
+/// Pushes with a growth of a quarter (not a doubling): at 10^6 entries a doubling would hold
+/// three times the set in memory for a moment.
+fn push(v: &mut Vec<Entry>, e: Entry) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len() / 4 + 4096);
+    }
+    v.push(e);
+}
+
+/// The `n` smallest items pushed (a bounded max-heap), in ascending order at the end.
+struct Smallest<T: Ord> {
+    heap: std::collections::BinaryHeap<T>,
+    n: usize,
+}
+
+impl<T: Ord> Smallest<T> {
+    fn new(n: usize) -> Self {
+        Smallest { heap: std::collections::BinaryHeap::with_capacity(n + 1), n }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.heap.len() < self.n {
+            self.heap.push(item);
+        } else if self.heap.peek().is_some_and(|top| item < *top) {
+            self.heap.pop();
+            self.heap.push(item);
+        }
+    }
+
+    fn into_sorted(self) -> Vec<T> {
+        self.heap.into_sorted_vec()
+    }
 }
 
 /// What a run should do about one finding it read.
@@ -199,18 +258,32 @@ impl OpenSet {
         set
     }
 
-    fn check_index(&mut self, check: &str) -> u16 {
+    /// The index of a check (AWS has 17; past 255 they share the last index, which then
+    /// resolves nothing).
+    fn check_index(&mut self, check: &str) -> u8 {
         if let Some(i) = self.checks.iter().position(|c| c == check) {
-            return i as u16;
+            return i.min(255) as u8;
+        }
+        if self.checks.len() == 255 {
+            self.checks.push("(more than 255 checks)".into());
+            self.completed.push(false);
+            return 255;
+        }
+        if self.checks.len() > 255 {
+            return 255;
         }
         self.checks.push(check.to_owned());
         self.completed.push(false);
-        (self.checks.len() - 1) as u16
+        (self.checks.len() - 1) as u8
     }
 
+    /// The index of a severity (AWS has 4; the eighth and later ones share the last).
     fn severity_index(&mut self, s: &Severity) -> u8 {
         if let Some(i) = self.severities.iter().position(|x| x == s) {
             return i as u8;
+        }
+        if self.severities.len() >= 8 {
+            return 7;
         }
         self.severities.push(s.clone());
         (self.severities.len() - 1) as u8
@@ -234,15 +307,14 @@ impl OpenSet {
         if e.suppressed != changed_now {
             flags |= MUTED_BEFORE;
         }
-        let entry = Entry {
-            hash: e.hash,
-            first_seen: secs(e.first_seen),
-            previous_resolved: e.previous_resolved.map_or(0, secs),
-            check: self.check_index(&e.check_name),
-            severity: self.severity_index(&e.severity),
+        let entry = Entry::new(
+            e.hash,
+            secs(e.first_seen),
+            self.check_index(&e.check_name),
+            self.severity_index(&e.severity),
             flags,
-        };
-        self.entries.push(entry);
+        );
+        push(&mut self.entries, entry);
     }
 
     /// Ends loading: sorts for lookups (a hash loaded twice keeps one entry).
@@ -251,16 +323,21 @@ impl OpenSet {
     }
 
     fn merge(&mut self) {
+        self.entries.reserve_exact(self.added.len());
         self.entries.append(&mut self.added);
-        self.entries.sort_by_key(|e| e.hash);
+        self.added = Vec::new();
+        self.entries.sort_unstable_by_key(|e| e.hash);
         self.entries.dedup_by(|b, a| {
             if a.hash == b.hash {
-                a.flags |= b.flags & SEEN;
+                if b.has(SEEN) {
+                    a.set(SEEN);
+                }
                 true
             } else {
                 false
             }
         });
+        self.entries.shrink_to_fit();
     }
 
     fn find(&mut self, hash: u64) -> Option<&mut Entry> {
@@ -270,19 +347,19 @@ impl OpenSet {
     /// Marks a finding this run read in an earlier slice (from the task's seen records).
     pub fn mark_seen(&mut self, hash: u64) {
         if let Some(e) = self.find(hash) {
-            e.flags |= SEEN;
+            e.set(SEEN);
         }
     }
 
     /// Classifies a finding just read (and marks it seen). `suppressed`: muted in this run.
     pub fn observe(&mut self, hash: u64, suppressed: bool) -> Observation {
         let Some(e) = self.find(hash) else { return Observation::New };
-        if e.flags & NEW != 0 {
+        if e.has(NEW) {
             return Observation::AlreadyNew;
         }
-        e.flags |= SEEN;
-        if (e.flags & MUTED != 0) != suppressed {
-            e.flags ^= MUTED;
+        e.set(SEEN);
+        if e.has(MUTED) != suppressed {
+            e.toggle(MUTED);
             return Observation::MuteChanged;
         }
         Observation::Persisting
@@ -304,15 +381,9 @@ impl OpenSet {
         if previous_resolved.is_some() {
             flags |= CAME_BACK;
         }
-        let entry = Entry {
-            hash,
-            first_seen: self.run_start_s,
-            previous_resolved: previous_resolved.map_or(0, secs),
-            check: self.check_index(check_name),
-            severity: self.severity_index(severity),
-            flags,
-        };
-        self.added.push(entry);
+        let entry =
+            Entry::new(hash, self.run_start_s, self.check_index(check_name), self.severity_index(severity), flags);
+        push(&mut self.added, entry);
     }
 
     /// Starts a check over (its page token was refused): what was added so far is merged so
@@ -322,7 +393,7 @@ impl OpenSet {
     }
 
     fn resolves(&self, e: &Entry) -> bool {
-        e.flags & (SEEN | NEW) == 0 && self.completed.get(e.check as usize).copied().unwrap_or(false)
+        !e.has(SEEN | NEW) && self.completed.get(e.check as usize).copied().unwrap_or(false)
     }
 
     /// Hashes of the episodes this run resolves (open before, not read, check completed),
@@ -337,48 +408,46 @@ impl OpenSet {
         self.merge();
         let start = ms(self.run_start_s);
         let mut st = LifecycleStats { run_start: start, ..Default::default() };
-        let mut new: Vec<(u8, u64)> = Vec::new();
-        let mut resolved: Vec<(u8, u64)> = Vec::new();
-        let mut came_back: Vec<(u8, u64)> = Vec::new();
-        let mut unmuted: Vec<(u8, u64)> = Vec::new();
-        let mut oldest: Vec<(u32, u8, u64)> = Vec::new();
-        let mut overdue: Vec<(u8, u32, u64)> = Vec::new();
-        let mut fix_ages: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
-        let mut all: Vec<i64> = Vec::new();
+        // The lists keep only what they show (bounded heaps): memory stays O(listed).
+        let mut new = Smallest::new(listed);
+        let mut resolved = Smallest::new(listed);
+        let mut came_back = Smallest::new(MAX_LIFECYCLE_LISTED);
+        let mut unmuted = Smallest::new(listed);
+        let mut oldest = Smallest::new(MAX_LIFECYCLE_LISTED);
+        let mut overdue = Smallest::new(MAX_LIFECYCLE_LISTED);
+        // Ages at resolution per severity index (exact median and p90 need them all; only
+        // the resolved ones, a run's changes).
+        let mut fix_ages: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
         let ranks: Vec<u8> = self.severities.iter().map(severity_rank).collect();
         for e in &self.entries {
-            let sev = &self.severities[e.severity as usize];
-            let r = ranks[e.severity as usize];
-            let muted = e.flags & MUTED != 0;
-            let muted_before = e.flags & MUTED_BEFORE != 0;
+            let sev = &self.severities[e.severity()];
+            let r = ranks[e.severity()];
             if self.resolves(e) {
-                if !muted_before {
+                if !e.has(MUTED_BEFORE) {
                     *st.resolved.entry(sev.clone()).or_insert(0) += 1;
                     resolved.push((r, e.hash));
-                    fix_ages.entry(e.severity).or_default().push(start - ms(e.first_seen));
-                    all.push(start - ms(e.first_seen));
+                    fix_ages.entry(e.severity()).or_default().push(start - ms(e.first_seen));
                 }
                 continue;
             }
-            let open_now =
-                e.flags & (SEEN | NEW) != 0 || !self.completed.get(e.check as usize).copied().unwrap_or(false);
+            let open_now = e.has(SEEN | NEW) || !self.completed.get(e.check as usize).copied().unwrap_or(false);
             if !open_now {
                 continue;
             }
-            if muted {
+            if e.has(MUTED) {
                 *st.muted.entry(sev.clone()).or_insert(0) += 1;
                 continue;
             }
             // Open and not muted.
-            if e.flags & NEW != 0 {
-                if e.flags & CAME_BACK != 0 {
+            if e.has(NEW) {
+                if e.has(CAME_BACK) {
                     st.came_back += 1;
                     came_back.push((r, e.hash));
                 } else {
                     *st.new.entry(sev.clone()).or_insert(0) += 1;
                     new.push((r, e.hash));
                 }
-            } else if muted_before {
+            } else if e.has(MUTED_BEFORE) {
                 st.unmuted += 1;
                 unmuted.push((r, e.hash));
             } else {
@@ -393,24 +462,21 @@ impl OpenSet {
                 overdue.push((r, e.first_seen, e.hash));
             }
         }
+        let mut all: Vec<i64> = Vec::with_capacity(fix_ages.values().map(Vec::len).sum());
         for (sev_i, mut ages) in fix_ages {
             ages.sort_unstable();
-            st.time_to_fix.insert(self.severities[sev_i as usize].clone(), FixTimes::of(&ages));
+            all.extend_from_slice(&ages);
+            st.time_to_fix.insert(self.severities[sev_i].clone(), FixTimes::of(&ages));
         }
         all.sort_unstable();
         st.time_to_fix_all = (!all.is_empty()).then(|| FixTimes::of(&all));
-        let pick = |mut v: Vec<(u8, u64)>, n: usize| -> Vec<u64> {
-            v.sort_unstable();
-            v.into_iter().take(n).map(|(_, h)| h).collect()
-        };
-        st.listed_new = pick(new, listed);
-        st.listed_resolved = pick(resolved, listed);
-        st.listed_came_back = pick(came_back, MAX_LIFECYCLE_LISTED);
-        st.listed_unmuted = pick(unmuted, listed);
-        oldest.sort_unstable();
-        st.listed_oldest = oldest.into_iter().take(MAX_LIFECYCLE_LISTED).map(|(_, _, h)| h).collect();
-        overdue.sort_unstable();
-        st.listed_overdue = overdue.into_iter().take(MAX_LIFECYCLE_LISTED).map(|(_, _, h)| h).collect();
+        let hashes = |v: Smallest<(u8, u64)>| -> Vec<u64> { v.into_sorted().into_iter().map(|(_, h)| h).collect() };
+        st.listed_new = hashes(new);
+        st.listed_resolved = hashes(resolved);
+        st.listed_came_back = hashes(came_back);
+        st.listed_unmuted = hashes(unmuted);
+        st.listed_oldest = oldest.into_sorted().into_iter().map(|(_, _, h)| h).collect();
+        st.listed_overdue = overdue.into_sorted().into_iter().map(|(_, _, h)| h).collect();
         st
     }
 }
@@ -477,10 +543,7 @@ const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█
 /// Reads in any mail client with a Unicode font; the numbers are printed next to it.
 pub fn sparkline(values: &[u64]) -> String {
     let max = values.iter().copied().max().unwrap_or(0);
-    values
-        .iter()
-        .map(|&v| if max == 0 { SPARKS[0] } else { SPARKS[((v * 7 + max / 2) / max).min(7) as usize] })
-        .collect()
+    values.iter().map(|&v| SPARKS[(v * 7 + max / 2).checked_div(max).unwrap_or(0).min(7) as usize]).collect()
 }
 
 /// One row per severity: the sparkline of open findings over the runs, then first → last.
@@ -631,7 +694,14 @@ mod tests {
     }
 
     #[test]
-    fn a_million_entries_fit_in_24_megabytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    fn a_million_entries_fit_in_16_megabytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+    }
+
+    #[test]
+    fn lists_keep_the_smallest_in_order() {
+        let mut s = Smallest::new(3);
+        [5, 1, 4, 2, 3, 0].into_iter().for_each(|x| s.push(x));
+        assert_eq!(s.into_sorted(), vec![0, 1, 2]);
     }
 }

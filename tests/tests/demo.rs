@@ -33,7 +33,7 @@ fn local_stack_demo_reaches_the_second_digest() {
     assert!(stdout.contains("Resolved findings ("), "the fleet drifted: {stdout}");
     assert_eq!(stdout.matches("stored: TASK#").count(), 2);
     // After the last run, the stream's open episodes are exactly that run's findings.
-    let last = stdout.lines().filter(|l| l.starts_with("stored: TASK#")).last().unwrap();
+    let last = stdout.lines().rfind(|l| l.starts_with("stored: TASK#")).unwrap();
     let number = |after: &str| -> usize {
         let rest = &last[last.find(after).unwrap_or_else(|| panic!("{after} in {last}")) + after.len()..];
         rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
