@@ -18,6 +18,11 @@ pub enum ErrorKind {
     LimitExceeded,
     InternalFailure,
     UnknownOperation,
+    /// The request's access key is not one the emulator knows an account for (AWS's common
+    /// error for an unknown key).
+    UnrecognizedClient,
+    /// The request was signed with temporary credentials that have expired.
+    ExpiredToken,
 }
 
 impl ErrorKind {
@@ -31,6 +36,8 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => "LimitExceededException",
             ErrorKind::InternalFailure => "InternalFailureException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
+            ErrorKind::UnrecognizedClient => "UnrecognizedClientException",
+            ErrorKind::ExpiredToken => "ExpiredTokenException",
         }
     }
 
@@ -42,6 +49,7 @@ impl ErrorKind {
             ErrorKind::ResourceAlreadyExists => StatusCode::CONFLICT,
             ErrorKind::LimitExceeded => StatusCode::GONE,
             ErrorKind::InternalFailure => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::UnrecognizedClient | ErrorKind::ExpiredToken => StatusCode::FORBIDDEN,
         }
     }
 }

@@ -16,12 +16,15 @@ pub mod fleet;
 pub mod operation;
 pub mod options;
 pub mod pagination;
+pub mod scope;
 pub mod server;
 pub mod sns;
 pub mod sqs;
 pub mod state;
+pub mod sts;
 pub mod suppressions;
 pub mod tasks;
+pub mod tenants;
 pub mod wire;
 
 pub use options::Options;

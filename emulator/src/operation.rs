@@ -99,7 +99,8 @@ impl Op {
     pub fn models(self, kind: ErrorKind) -> bool {
         use ErrorKind::*;
         match kind {
-            Throttling | InternalFailure => true,
+            // Common errors: any operation may answer them.
+            Throttling | InternalFailure | UnrecognizedClient | ExpiredToken => true,
             InvalidRequest => self != Op::DescribeAccountAuditConfiguration,
             ResourceNotFound => matches!(
                 self,

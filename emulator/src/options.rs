@@ -96,6 +96,21 @@ pub struct Options {
     #[arg(long, env = "EMULATOR_DELIVERY_ATTEMPTS", default_value_t = 3)]
     pub delivery_attempts: u32,
 
+    /// Another account the emulator serves (repeatable), besides --account-id: each of its
+    /// regions has its own Device Defender, fleet, quotas and SNS topics.
+    #[arg(long = "account", value_name = "ACCOUNT_ID")]
+    pub accounts: Vec<String>,
+
+    /// A long-term access key of an account: requests signed with KEY act in ACCOUNT (their
+    /// region is the SigV4 credential scope's). Other keys act in --account-id.
+    #[arg(long = "access-key", value_name = "KEY=ACCOUNT_ID")]
+    pub access_keys: Vec<String>,
+
+    /// A role STS lets callers assume: ARN[=TRUSTED_ACCOUNT,…] (default: its own account).
+    /// Any other role ARN is refused with AccessDenied.
+    #[arg(long = "role", value_name = "ROLE_ARN[=ACCOUNTS]")]
+    pub roles: Vec<String>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EMULATOR_LOG_JSON")]
     pub log_json: bool,
@@ -116,6 +131,32 @@ impl Options {
     pub fn from_args(args: &[&str]) -> Result<Self, clap::Error> {
         let base = ["device-defender-emulator", "--port", "0", "--frozen-clock"];
         Options::try_parse_from(base.iter().chain(args.iter()))
+    }
+
+    /// The declared accounts, long-term keys and roles, validated.
+    pub fn identities(&self) -> Result<(Vec<String>, std::collections::BTreeMap<String, String>, Vec<crate::sts::Role>), String> {
+        if !crate::sts::is_account(&self.account_id) {
+            return Err(format!("--account-id '{}' is not a 12-digit account id", self.account_id));
+        }
+        if !crate::scope::is_region(&self.region) {
+            return Err(format!("--region '{}' is not a region", self.region));
+        }
+        let mut accounts = vec![self.account_id.clone()];
+        for a in &self.accounts {
+            if !crate::sts::is_account(a) {
+                return Err(format!("--account '{a}' is not a 12-digit account id"));
+            }
+            accounts.push(a.clone());
+        }
+        let keys = self
+            .access_keys
+            .iter()
+            .map(|k| crate::scope::AccessKeys::parse_entry(k).map_err(|e| format!("--access-key {e}")))
+            .collect::<Result<_, _>>()?;
+        let roles: Vec<crate::sts::Role> =
+            self.roles.iter().map(|r| crate::sts::Role::parse(r).map_err(|e| format!("--role {e}"))).collect::<Result<_, _>>()?;
+        accounts.extend(roles.iter().map(|r| r.account().to_owned()));
+        Ok((accounts, keys, roles))
     }
 
     /// Severity overrides as a map, validated.

@@ -4,17 +4,20 @@
 
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorKind};
-use crate::faults::{FaultInjector, Faults};
+use crate::faults::Faults;
 use crate::fleet::FleetOptions;
 use crate::operation::Op;
 use crate::options::Options;
+use crate::scope::{credential_scope, is_region, Caller, Scope};
 use crate::sns::Sns;
 use crate::state::{AuditState, Limits, Progress};
+use crate::sts::Sts;
+use crate::tenants::{fleet_seed, Tenant, Tenants};
 use crate::wire::{query_get, query_pairs, Body};
 use crate::{delivery, sns};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -32,9 +35,10 @@ pub struct Emulator {
     /// Virtual time at start, to which a reset returns.
     start_ms: i64,
     clock: Mutex<Clock>,
-    state: Mutex<AuditState>,
-    faults: Mutex<FaultInjector>,
+    /// Every account-region's Device Defender and quotas.
+    tenants: Mutex<Tenants>,
     sns: Mutex<Sns>,
+    sts: Mutex<Sts>,
     pub(crate) sqs: Mutex<crate::sqs::Sqs>,
 }
 
@@ -53,12 +57,12 @@ impl Emulator {
             None => chrono::Utc::now().timestamp_millis(),
         };
         opts.faults.validate()?;
-        let state = new_state(&opts)?;
+        let (tenants, sts) = new_identities(&opts)?;
         Ok(Arc::new(Emulator {
             clock: Mutex::new(Clock::new(start_ms, opts.frozen_clock)),
-            state: Mutex::new(state),
-            faults: Mutex::new(FaultInjector::new(opts.faults.clone(), opts.seed)),
-            sns: Mutex::new(Sns::new(&opts.region, &opts.account_id)),
+            tenants: Mutex::new(tenants),
+            sns: Mutex::new(Sns::new()),
+            sts: Mutex::new(sts),
             sqs: Mutex::new(new_sqs(&opts, &base_url)),
             http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().map_err(|e| e.to_string())?,
             base_url,
@@ -71,16 +75,68 @@ impl Emulator {
         lock(&self.clock).now_ms()
     }
 
-    /// Runs what is due on the virtual clock and sends the notifications it produced.
+    /// The account-region of `--account-id` and `--region`.
+    pub fn default_scope(&self) -> Scope {
+        Scope { account: self.opts.account_id.clone(), region: self.opts.region.clone() }
+    }
+
+    /// The account-region, created on first use (declared accounts, valid regions only).
+    fn tenant(&self, scope: &Scope) -> Result<Arc<Tenant>, String> {
+        let default = self.default_scope();
+        let seed = fleet_seed(self.opts.seed, scope, &default);
+        lock(&self.tenants).get_or_create(scope, |s| new_state(&self.opts, s, &default), seed)
+    }
+
+    /// Who calls: the account of the request's access key (declared, or issued by STS;
+    /// otherwise the default account) and the region of its SigV4 credential scope.
+    fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+        let default = self.default_scope();
+        let user = |account: &str, key: &str| Caller {
+            scope: Scope { account: account.to_owned(), region: default.region.clone() },
+            arn: format!("arn:aws:iam::{account}:user/emulator"),
+            user_id: key.to_owned(),
+        };
+        let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some((key, region)) = credential_scope(auth) else { return Ok(user(&default.account, "anonymous")) };
+        let region = if is_region(region) { region.to_owned() } else { default.region.clone() };
+        let now = self.now_ms();
+        let sts = lock(&self.sts);
+        if let Some(issued) = sts.account_of(key, now) {
+            return Ok(Caller {
+                scope: Scope { account: issued.account.clone(), region },
+                arn: issued.arn.clone(),
+                user_id: key.to_owned(),
+            });
+        }
+        if sts.expired(key, now) {
+            return Err(ApiError::new(ErrorKind::ExpiredToken, "The security token included in the request is expired"));
+        }
+        drop(sts);
+        let account = lock(&self.tenants).keys.get(key).cloned().unwrap_or(default.account.clone());
+        let mut c = user(&account, key);
+        c.scope.region = region;
+        Ok(c)
+    }
+
+    /// Runs what is due on the virtual clock in every account-region and sends the
+    /// notifications it produced.
     pub fn sync(self: &Arc<Self>) -> Progress {
         let now = self.now_ms();
-        let failing = lock(&self.faults).faults.failing_checks.clone();
-        let lookup = |c: &str| failing.iter().find(|f| f.check_name == c).map(|f| f.error_code.clone());
-        let (progress, outgoing) = {
-            let mut st = lock(&self.state);
+        let all = lock(&self.tenants).all();
+        let mut progress = Progress::default();
+        let mut outgoing = Vec::new();
+        for (scope, t) in all {
+            let failing = lock(&t.faults).faults.failing_checks.clone();
+            let lookup = |c: &str| failing.iter().find(|f| f.check_name == c).map(|f| f.error_code.clone());
+            let mut st = lock(&t.state);
             let p = st.advance(now, &lookup);
-            (p, std::mem::take(&mut st.outgoing))
-        };
+            progress.tasks_started.extend(p.tasks_started);
+            for id in p.tasks_ended {
+                progress.ended_in.push((scope.clone(), id.clone()));
+                progress.tasks_ended.push(id);
+            }
+            outgoing.extend(std::mem::take(&mut st.outgoing));
+        }
         self.send_notifications(outgoing, now);
         progress
     }
@@ -131,22 +187,30 @@ impl Emulator {
         }
     }
 
-    /// The path of every audit call: latency, rate limit and injected faults, clock, the
-    /// operation itself under the state lock, then the notifications it produced.
-    async fn call<F>(self: &Arc<Self>, op: Op, f: F) -> Response
+    /// The path of every audit call: the caller's account-region, latency, its rate limit and
+    /// injected faults, clock, the operation itself under its state lock, then the
+    /// notifications it produced.
+    async fn call<F>(self: &Arc<Self>, op: Op, headers: &axum::http::HeaderMap, f: F) -> Response
     where
         F: FnOnce(&mut AuditState, i64) -> Result<Value, ApiError>,
     {
-        let latency = lock(&self.faults).faults.latency_ms;
+        let tenant = match self.caller(headers) {
+            Ok(c) => match self.tenant(&c.scope) {
+                Ok(t) => t,
+                Err(m) => return ApiError::new(ErrorKind::UnrecognizedClient, m).into_response(),
+            },
+            Err(e) => return e.into_response(),
+        };
+        let latency = lock(&tenant.faults).faults.latency_ms;
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
-        let admitted = lock(&self.faults).admit(op);
+        let admitted = lock(&tenant.faults).admit(op);
         let result = admitted.and_then(|()| {
             self.sync();
             let now = self.now_ms();
             let (result, outgoing) = {
-                let mut st = lock(&self.state);
+                let mut st = lock(&tenant.state);
                 let r = f(&mut st, now);
                 (r, std::mem::take(&mut st.outgoing))
             };
@@ -163,16 +227,51 @@ impl Emulator {
         }
     }
 
-    /// Back to the state at start: configuration, audits, tasks, fleet, clock, topics, outbox, faults.
+    /// Back to the state at start: every account-region (configuration, audits, tasks, fleet,
+    /// faults), clock, topics, outbox, issued credentials, queues.
     fn reset(&self) -> Result<(), String> {
-        let fresh = new_state(&self.opts)?;
-        *lock(&self.state) = fresh;
+        let (tenants, sts) = new_identities(&self.opts)?;
+        *lock(&self.tenants) = tenants;
+        *lock(&self.sts) = sts;
+        self.tenant(&self.default_scope())?;
         *lock(&self.clock) = Clock::new(self.start_ms, self.opts.frozen_clock);
-        lock(&self.faults).set(self.opts.faults.clone());
-        *lock(&self.sns) = Sns::new(&self.opts.region, &self.opts.account_id);
+        *lock(&self.sns) = Sns::new();
         *lock(&self.sqs) = new_sqs(&self.opts, &self.base_url);
         Ok(())
     }
+
+    /// The next scheduled start in any account-region.
+    fn next_scheduled_run_ms(&self) -> Option<i64> {
+        lock(&self.tenants).all().iter().filter_map(|(_, t)| lock(&t.state).next_scheduled_run_ms()).min()
+    }
+
+    /// The account-region an admin request names (`account`, `region` in its query; default
+    /// the default ones); created if needed.
+    fn admin_tenant(&self, q: Option<&str>) -> Result<(Scope, Arc<Tenant>), String> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
+        let default = self.default_scope();
+        let scope = Scope {
+            account: query_get(&pairs, "account").map_or(default.account, str::to_owned),
+            region: query_get(&pairs, "region").map_or(default.region, str::to_owned),
+        };
+        let t = self.tenant(&scope)?;
+        Ok((scope, t))
+    }
+}
+
+/// The declared accounts, keys and roles, and the default account-region (created now so a
+/// bad option fails at start).
+fn new_identities(opts: &Options) -> Result<(Tenants, Sts), String> {
+    let (accounts, keys, roles) = opts.identities()?;
+    let mut tenants = Tenants::new(accounts, keys, opts.faults.clone());
+    let default = Scope { account: opts.account_id.clone(), region: opts.region.clone() };
+    tenants.get_or_create(&default, |s| new_state(opts, s, &default), opts.seed)?;
+    // (The default account-region keeps the plain seed: single-account runs are unchanged.)
+    let mut sts = Sts::default();
+    for r in roles {
+        sts.roles.insert(r.arn.clone(), r);
+    }
+    Ok((tenants, sts))
 }
 
 fn new_sqs(opts: &Options, base_url: &str) -> crate::sqs::Sqs {
@@ -183,7 +282,7 @@ fn new_sqs(opts: &Options, base_url: &str) -> crate::sqs::Sqs {
     sqs
 }
 
-fn new_state(opts: &Options) -> Result<AuditState, String> {
+fn new_state(opts: &Options, scope: &Scope, default: &Scope) -> Result<AuditState, String> {
     for (name, share) in [("--noncompliant-share", opts.noncompliant_share), ("--drift-share", opts.drift_share)] {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("{name} must be between 0 and 1, got {share}"));
@@ -203,16 +302,16 @@ fn new_state(opts: &Options) -> Result<AuditState, String> {
         schedule_offset_ms: opts.schedule_hour as i64 * 3_600_000,
     };
     let fleet = FleetOptions {
-        seed: opts.seed,
+        seed: fleet_seed(opts.seed, scope, default),
         devices: opts.fleet_devices,
         noncompliant_share: opts.noncompliant_share,
         drift_share: opts.drift_share,
-        account_id: opts.account_id.clone(),
-        region: opts.region.clone(),
+        account_id: scope.account.clone(),
+        region: scope.region.clone(),
     };
     Ok(AuditState::new(
-        opts.account_id.clone(),
-        opts.region.clone(),
+        scope.account.clone(),
+        scope.region.clone(),
         opts.seed,
         limits,
         fleet,
@@ -264,6 +363,8 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
         .route("/_emulator/queues", get(queues))
+        .route("/_emulator/accounts", get(accounts).post(add_account))
+        .route("/_emulator/roles", get(roles).post(add_role))
         .route("/_emulator/notifications/{task_id}", get(task_notification))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
@@ -291,99 +392,128 @@ async fn empty_task_id() -> Response {
     ApiError::field("taskId", "", "Member must have length greater than or equal to 1").into_response()
 }
 
-async fn create_suppression(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::CreateAuditSuppression, |st, now| st.create_suppression(&body_of(&bytes)?, now)).await
+async fn create_suppression(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::CreateAuditSuppression, &headers, |st, now| st.create_suppression(&body_of(&bytes)?, now)).await
 }
 
-async fn describe_suppression(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::DescribeAuditSuppression, |st, _| st.describe_suppression(&body_of(&bytes)?)).await
+async fn describe_suppression(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::DescribeAuditSuppression, &headers, |st, _| st.describe_suppression(&body_of(&bytes)?)).await
 }
 
-async fn update_suppression(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::UpdateAuditSuppression, |st, now| st.update_suppression(&body_of(&bytes)?, now)).await
+async fn update_suppression(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::UpdateAuditSuppression, &headers, |st, now| st.update_suppression(&body_of(&bytes)?, now)).await
 }
 
-async fn delete_suppression(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::DeleteAuditSuppression, |st, _| st.delete_suppression(&body_of(&bytes)?)).await
+async fn delete_suppression(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::DeleteAuditSuppression, &headers, |st, _| st.delete_suppression(&body_of(&bytes)?)).await
 }
 
-async fn list_suppressions(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::ListAuditSuppressions, |st, _| st.list_suppressions(&body_of(&bytes)?)).await
+async fn list_suppressions(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::ListAuditSuppressions, &headers, |st, _| st.list_suppressions(&body_of(&bytes)?)).await
 }
 
 /// The admin view of the suppressions (with whether each applies at the virtual now).
-async fn suppressions(State(emu): Emu) -> Response {
+async fn suppressions(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
     emu.sync();
     let now = emu.now_ms();
-    Json(lock(&emu.state).suppressions_view(now)).into_response()
+    match emu.admin_tenant(q.as_deref()) {
+        Ok((_, t)) => Json(lock(&t.state).suppressions_view(now)).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
-async fn update_config(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::UpdateAccountAuditConfiguration, |st, _| st.update_config(&body_of(&bytes)?)).await
+async fn update_config(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::UpdateAccountAuditConfiguration, &headers, |st, _| st.update_config(&body_of(&bytes)?)).await
 }
 
-async fn describe_config(State(emu): Emu) -> Response {
-    emu.call(Op::DescribeAccountAuditConfiguration, |st, _| Ok(st.describe_config())).await
+async fn describe_config(State(emu): Emu, headers: HeaderMap) -> Response {
+    emu.call(Op::DescribeAccountAuditConfiguration, &headers, |st, _| Ok(st.describe_config())).await
 }
 
-async fn delete_config(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    emu.call(Op::DeleteAccountAuditConfiguration, |st, _| {
+async fn delete_config(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    emu.call(Op::DeleteAccountAuditConfiguration, &headers, |st, _| {
         let q = query_pairs(q.as_deref())?;
         st.delete_config(query_get(&q, "deleteScheduledAudits"))
     })
     .await
 }
 
-async fn create_scheduled(State(emu): Emu, Path(name): Path<String>, bytes: Bytes) -> Response {
-    emu.call(Op::CreateScheduledAudit, |st, now| st.create_scheduled(&name, &body_of(&bytes)?, now)).await
+async fn create_scheduled(State(emu): Emu, headers: HeaderMap, Path(name): Path<String>, bytes: Bytes) -> Response {
+    emu.call(Op::CreateScheduledAudit, &headers, |st, now| st.create_scheduled(&name, &body_of(&bytes)?, now)).await
 }
 
-async fn list_scheduled(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    emu.call(Op::ListScheduledAudits, |st, _| {
+async fn list_scheduled(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    emu.call(Op::ListScheduledAudits, &headers, |st, _| {
         let q = query_pairs(q.as_deref())?;
         st.list_scheduled(query_get(&q, "nextToken"), crate::wire::query_int(&q, "maxResults")?)
     })
     .await
 }
 
-async fn describe_scheduled(State(emu): Emu, Path(name): Path<String>) -> Response {
-    emu.call(Op::DescribeScheduledAudit, |st, _| st.describe_scheduled(&name)).await
+async fn describe_scheduled(State(emu): Emu, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    emu.call(Op::DescribeScheduledAudit, &headers, |st, _| st.describe_scheduled(&name)).await
 }
 
-async fn update_scheduled(State(emu): Emu, Path(name): Path<String>, bytes: Bytes) -> Response {
-    emu.call(Op::UpdateScheduledAudit, |st, now| st.update_scheduled(&name, &body_of(&bytes)?, now)).await
+async fn update_scheduled(State(emu): Emu, headers: HeaderMap, Path(name): Path<String>, bytes: Bytes) -> Response {
+    emu.call(Op::UpdateScheduledAudit, &headers, |st, now| st.update_scheduled(&name, &body_of(&bytes)?, now)).await
 }
 
-async fn delete_scheduled(State(emu): Emu, Path(name): Path<String>) -> Response {
-    emu.call(Op::DeleteScheduledAudit, |st, _| st.delete_scheduled(&name)).await
+async fn delete_scheduled(State(emu): Emu, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    emu.call(Op::DeleteScheduledAudit, &headers, |st, _| st.delete_scheduled(&name)).await
 }
 
-async fn start_task(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::StartOnDemandAuditTask, |st, now| st.start_on_demand(&body_of(&bytes)?, now)).await
+async fn start_task(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::StartOnDemandAuditTask, &headers, |st, now| st.start_on_demand(&body_of(&bytes)?, now)).await
 }
 
-async fn describe_task(State(emu): Emu, Path(id): Path<String>) -> Response {
-    emu.call(Op::DescribeAuditTask, |st, _| st.describe_task(&id)).await
+async fn describe_task(State(emu): Emu, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    emu.call(Op::DescribeAuditTask, &headers, |st, _| st.describe_task(&id)).await
 }
 
-async fn list_tasks(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    emu.call(Op::ListAuditTasks, |st, now| st.list_tasks(&query_pairs(q.as_deref())?, now)).await
+async fn list_tasks(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    emu.call(Op::ListAuditTasks, &headers, |st, now| st.list_tasks(&query_pairs(q.as_deref())?, now)).await
 }
 
-async fn cancel_task(State(emu): Emu, Path(id): Path<String>) -> Response {
-    emu.call(Op::CancelAuditTask, |st, _| st.cancel_task(&id)).await
+async fn cancel_task(State(emu): Emu, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    emu.call(Op::CancelAuditTask, &headers, |st, _| st.cancel_task(&id)).await
 }
 
-async fn list_findings(State(emu): Emu, bytes: Bytes) -> Response {
-    emu.call(Op::ListAuditFindings, |st, now| st.list_findings(&body_of(&bytes)?, now)).await
+async fn list_findings(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::ListAuditFindings, &headers, |st, now| st.list_findings(&body_of(&bytes)?, now)).await
 }
 
-/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`) or SNS (awsQuery form).
-async fn query_or_json_action(State(emu): Emu, headers: axum::http::HeaderMap, q: RawQuery, bytes: Bytes) -> Response {
+/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), STS (awsQuery, `AssumeRole`,
+/// `GetCallerIdentity`) or SNS (awsQuery form).
+async fn query_or_json_action(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery, bytes: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    match target.strip_prefix("AmazonSQS.") {
-        Some(action) => sqs_action(&emu, action, &bytes),
-        None => sns_action(State(emu), q, bytes).await,
+    if let Some(action) = target.strip_prefix("AmazonSQS.") {
+        return sqs_action(&emu, action, &bytes);
+    }
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+    params.extend(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned());
+    let caller = match emu.caller(&headers) {
+        Ok(c) => c,
+        Err(e) => {
+            // The one caller error: expired temporary credentials (STS's modeled code).
+            let xml = crate::sts::StsError { code: "ExpiredTokenException", status: 400, message: e.message }
+                .to_xml(&uuid::Uuid::new_v4().to_string());
+            return (StatusCode::BAD_REQUEST, [("content-type", "text/xml")], xml).into_response();
+        }
+    };
+    let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or("");
+    if matches!(action, "AssumeRole" | "GetCallerIdentity") {
+        return sts_action(&emu, &params, &caller);
+    }
+    sns_action(&emu, &params, &caller)
+}
+
+fn sts_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let now = emu.now_ms();
+    match lock(&emu.sts).handle(params, caller, now, &request_id) {
+        Ok(r) => (StatusCode::OK, [("content-type", "text/xml")], r.xml).into_response(),
+        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), [("content-type", "text/xml")], e.to_xml(&request_id))
+            .into_response(),
     }
 }
 
@@ -408,13 +538,11 @@ async fn queues(State(emu): Emu) -> Response {
     Json(lock(&emu.sqs).snapshot()).into_response()
 }
 
-async fn sns_action(State(emu): Emu, RawQuery(q): RawQuery, bytes: Bytes) -> Response {
+fn sns_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller) -> Response {
     emu.sync();
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-    params.extend(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned());
     let request_id = uuid::Uuid::new_v4().to_string();
     let now = emu.now_ms();
-    let result = lock(&emu.sns).handle(&params, now, &request_id);
+    let result = lock(&emu.sns).handle(params, now, &request_id, &caller.scope);
     let (status, xml) = match result {
         Ok(r) => {
             if let Some(p) = r.published {
@@ -437,6 +565,75 @@ async fn health(State(emu): Emu) -> Response {
         .into_response()
 }
 
+/// The declared accounts, their long-term keys and the account-regions created so far.
+async fn accounts(State(emu): Emu) -> Response {
+    let t = lock(&emu.tenants);
+    let scopes: Vec<Scope> = t.all().into_iter().map(|(s, _)| s).collect();
+    Json(json!({ "accounts": t.accounts, "accessKeys": t.keys, "accountRegions": scopes })).into_response()
+}
+
+/// `{"accountId": "…", "accessKeyId": "…"?}`: declares an account (and a key acting in it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewAccount {
+    account_id: String,
+    access_key_id: Option<String>,
+}
+
+async fn add_account(State(emu): Emu, body: Bytes) -> Response {
+    let a: NewAccount = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("expected {{\"accountId\": \"<12 digits>\", \"accessKeyId\": \"…\"}}: {e}")),
+    };
+    if !crate::sts::is_account(&a.account_id) {
+        return admin_error(StatusCode::BAD_REQUEST, format!("accountId '{}' is not a 12-digit account id", a.account_id));
+    }
+    let mut t = lock(&emu.tenants);
+    t.accounts.insert(a.account_id.clone());
+    if let Some(k) = a.access_key_id.filter(|k| !k.is_empty()) {
+        t.keys.insert(k, a.account_id.clone());
+    }
+    Json(json!({ "accounts": t.accounts, "accessKeys": t.keys })).into_response()
+}
+
+/// The roles STS lets callers assume.
+async fn roles(State(emu): Emu) -> Response {
+    Json(json!({ "roles": lock(&emu.sts).roles.values().collect::<Vec<_>>() })).into_response()
+}
+
+/// `{"roleArn": "…", "trustedAccounts": ["…"]?, "maxSessionSecs": n?}`: declares a role (and
+/// its account).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewRole {
+    role_arn: String,
+    #[serde(default)]
+    trusted_accounts: Vec<String>,
+    max_session_secs: Option<i64>,
+}
+
+async fn add_role(State(emu): Emu, body: Bytes) -> Response {
+    let r: NewRole = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("expected {{\"roleArn\": \"…\", \"trustedAccounts\": [\"…\"]}}: {e}")),
+    };
+    let spec = if r.trusted_accounts.is_empty() { r.role_arn.clone() } else { format!("{}={}", r.role_arn, r.trusted_accounts.join(",")) };
+    let mut role = match crate::sts::Role::parse(&spec) {
+        Ok(role) => role,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(m) = r.max_session_secs {
+        if !(3600..=43200).contains(&m) {
+            return admin_error(StatusCode::BAD_REQUEST, format!("maxSessionSecs {m} must be from 3600 to 43200"));
+        }
+        role.max_session_secs = m;
+    }
+    lock(&emu.tenants).accounts.insert(role.account().to_owned());
+    let out = json!(role);
+    lock(&emu.sts).roles.insert(role.arn.clone(), role);
+    Json(out).into_response()
+}
+
 async fn reset(State(emu): Emu) -> Response {
     match emu.reset() {
         Ok(()) => Json(json!({ "reset": true })).into_response(),
@@ -447,7 +644,7 @@ async fn reset(State(emu): Emu) -> Response {
 fn clock_json(emu: &Emulator) -> Value {
     let now = emu.now_ms();
     let iso = chrono::DateTime::from_timestamp_millis(now).map(|t| t.to_rfc3339()).unwrap_or_default();
-    let next = lock(&emu.state).next_scheduled_run_ms();
+    let next = emu.next_scheduled_run_ms();
     json!({ "now": now as f64 / 1000.0, "nowIso": iso, "frozen": lock(&emu.clock).is_frozen(),
             "nextScheduledRun": next.map(|n| n as f64 / 1000.0) })
 }
@@ -483,7 +680,7 @@ async fn advance(State(emu): Emu, body: Bytes) -> Response {
     let target = match (a.seconds, a.to, a.to_next_scheduled_run) {
         (Some(s), None, false) if s >= 0.0 && s.is_finite() => now + (s * 1000.0) as i64,
         (None, Some(t), false) if t.is_finite() => (t * 1000.0) as i64,
-        (None, None, true) => match lock(&emu.state).next_scheduled_run_ms() {
+        (None, None, true) => match emu.next_scheduled_run_ms() {
             Some(n) => n.max(now) + (emu.opts.task_duration_secs * 1000.0) as i64,
             None => return admin_error(StatusCode::CONFLICT, "no scheduled audit exists"),
         },
@@ -497,24 +694,42 @@ async fn advance(State(emu): Emu, body: Bytes) -> Response {
     let mut out = clock_json(&emu);
     out["tasksStarted"] = json!(progress.tasks_started);
     out["tasksEnded"] = json!(progress.tasks_ended);
+    out["tasksEndedIn"] = json!(progress
+        .ended_in
+        .iter()
+        .map(|(s, id)| json!({ "account": s.account, "region": s.region, "taskId": id }))
+        .collect::<Vec<_>>());
     Json(out).into_response()
 }
 
-async fn fleet(State(emu): Emu) -> Response {
-    Json(json!(lock(&emu.state).fleet.snapshot())).into_response()
+async fn fleet(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
+    match emu.admin_tenant(q.as_deref()) {
+        Ok((_, t)) => Json(json!(lock(&t.state).fleet.snapshot())).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
-async fn drift(State(emu): Emu) -> Response {
-    let mut st = lock(&emu.state);
-    st.fleet.drift();
-    Json(json!(st.fleet.snapshot())).into_response()
+async fn drift(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
+    match emu.admin_tenant(q.as_deref()) {
+        Ok((_, t)) => {
+            let mut st = lock(&t.state);
+            st.fleet.drift();
+            Json(json!(st.fleet.snapshot())).into_response()
+        }
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
-async fn get_faults(State(emu): Emu) -> Response {
-    Json(json!(lock(&emu.faults).faults)).into_response()
+async fn get_faults(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
+    match emu.admin_tenant(q.as_deref()) {
+        Ok((_, t)) => Json(json!(lock(&t.faults).faults)).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
-async fn put_faults(State(emu): Emu, body: Bytes) -> Response {
+/// Replaces the faults of one account-region (`?account=&region=`), or of every one (and of
+/// those created later) without a query.
+async fn put_faults(State(emu): Emu, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let f: Faults = match serde_json::from_slice(&body) {
         Ok(f) => f,
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid faults: {e}")),
@@ -522,7 +737,18 @@ async fn put_faults(State(emu): Emu, body: Bytes) -> Response {
     if let Err(e) = f.validate() {
         return admin_error(StatusCode::BAD_REQUEST, e);
     }
-    lock(&emu.faults).set(f.clone());
+    if q.as_deref().is_some_and(|q| !q.is_empty()) {
+        match emu.admin_tenant(q.as_deref()) {
+            Ok((_, t)) => lock(&t.faults).set(f.clone()),
+            Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
+        }
+    } else {
+        let mut tenants = lock(&emu.tenants);
+        tenants.default_faults = f.clone();
+        for (_, t) in tenants.all() {
+            lock(&t.faults).set(f.clone());
+        }
+    }
     Json(json!(f)).into_response()
 }
 
@@ -548,9 +774,13 @@ async fn clear_outbox(State(emu): Emu) -> Response {
 
 /// The audit notification of an ended task, whether or not an SNS target was set: what the
 /// service would publish (handy for building test events).
-async fn task_notification(State(emu): Emu, Path(id): Path<String>) -> Response {
+async fn task_notification(State(emu): Emu, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
     emu.sync();
-    let st = lock(&emu.state);
+    let t = match emu.admin_tenant(q.as_deref()) {
+        Ok((_, t)) => t,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
+    };
+    let st = lock(&t.state);
     match st.tasks.iter().find(|t| t.id == id) {
         Some(t) if t.status.is_terminal() => Json(json!(st.notification(t))).into_response(),
         Some(_) => admin_error(StatusCode::CONFLICT, format!("task {id} is still IN_PROGRESS")),

@@ -96,11 +96,10 @@ pub struct OutboxMessage {
     pub deliveries: Vec<Delivery>,
 }
 
-/// The emulated SNS of the account.
+/// The emulated SNS of every account-region: topics are addressed by ARN (which names their
+/// account and region); a topic is created in the caller's account-region.
 #[derive(Debug, Default)]
 pub struct Sns {
-    region: String,
-    account_id: String,
     topics: BTreeMap<String, Topic>,
     pub outbox: Vec<OutboxMessage>,
 }
@@ -160,16 +159,18 @@ fn subscription_xml(s: &Subscription, owner: &str) -> String {
 const PAGE: usize = 100;
 
 impl Sns {
-    pub fn new(region: &str, account_id: &str) -> Self {
-        Sns { region: region.to_owned(), account_id: account_id.to_owned(), ..Sns::default() }
+    /// No topic yet.
+    pub fn new() -> Self {
+        Sns::default()
     }
 
-    /// Handles one awsQuery request.
+    /// Handles one awsQuery request from `caller` (whose account-region new topics go to).
     pub fn handle(
         &mut self,
         params: &[(String, String)],
         now_ms: i64,
         request_id: &str,
+        caller: &crate::scope::Scope,
     ) -> Result<ActionResult, SnsError> {
         let action = param(params, "Action").ok_or_else(|| SnsError {
             code: "MissingAction",
@@ -187,7 +188,7 @@ impl Sns {
                         "Invalid parameter: Topic Name must be 1-256 ASCII letters, digits, hyphens or underscores (.fifo allowed at the end)",
                     ));
                 }
-                let arn = format!("arn:aws:sns:{}:{}:{name}", self.region, self.account_id);
+                let arn = format!("arn:aws:sns:{}:{}:{name}", caller.region, caller.account);
                 let attrs = map_entries(params, "Attributes.entry", "key", "value");
                 self.topics.entry(arn.clone()).or_insert_with(|| Topic { arn: arn.clone(), attributes: attrs, subscriptions: Vec::new() });
                 ok(response(action, &format!("<TopicArn>{}</TopicArn>", escape(&arn)), request_id))
@@ -198,7 +199,10 @@ impl Sns {
                 ok(response(action, "", request_id))
             }
             "ListTopics" => {
-                let (page, next) = self.page(self.topics.keys().cloned().collect(), param(params, "NextToken"))?;
+                // The caller's account-region's topics, as AWS lists them.
+                let prefix = format!("arn:aws:sns:{}:{}:", caller.region, caller.account);
+                let own: Vec<String> = self.topics.keys().filter(|a| a.starts_with(&prefix)).cloned().collect();
+                let (page, next) = self.page(own, param(params, "NextToken"))?;
                 let members: String = page.iter().map(|a| format!("<member><TopicArn>{}</TopicArn></member>", escape(a))).collect();
                 let next = next.map(|n| format!("<NextToken>{n}</NextToken>")).unwrap_or_default();
                 ok(response(action, &format!("<Topics>{members}</Topics>{next}"), request_id))
@@ -207,7 +211,7 @@ impl Sns {
                 let topic = self.topic(required(params, "TopicArn")?)?;
                 let mut attrs = topic.attributes.clone();
                 attrs.insert("TopicArn".into(), topic.arn.clone());
-                attrs.insert("Owner".into(), self.account_id.clone());
+                attrs.insert("Owner".into(), topic.arn.split(':').nth(4).unwrap_or_default().to_owned());
                 attrs.insert("SubscriptionsConfirmed".into(), topic.subscriptions.len().to_string());
                 attrs.insert("SubscriptionsPending".into(), "0".into());
                 attrs.insert("SubscriptionsDeleted".into(), "0".into());
@@ -258,7 +262,7 @@ impl Sns {
                 let members: String = subs
                     .iter()
                     .filter(|s| page.contains(&s.subscription_arn))
-                    .map(|s| subscription_xml(s, &self.account_id))
+                    .map(|s| subscription_xml(s, &caller.account))
                     .collect();
                 let next = next.map(|n| format!("<NextToken>{n}</NextToken>")).unwrap_or_default();
                 ok(response(action, &format!("<Subscriptions>{members}</Subscriptions>{next}"), request_id))
@@ -396,14 +400,18 @@ fn map_entries(params: &[(String, String)], prefix: &str, key: &str, value: &str
 mod tests {
     use super::*;
 
+    fn home() -> crate::scope::Scope {
+        crate::scope::Scope { account: "123456789012".into(), region: "us-east-1".into() }
+    }
+
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn create_subscribe_publish_records_the_message() {
-        let mut sns = Sns::new("us-east-1", "123456789012");
-        let r = sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "audit")]), 0, "r").unwrap();
+        let mut sns = Sns::new();
+        let r = sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "audit")]), 0, "r", &home()).unwrap();
         assert!(r.xml.contains("<TopicArn>arn:aws:sns:us-east-1:123456789012:audit</TopicArn>"));
         let arn = "arn:aws:sns:us-east-1:123456789012:audit";
         sns.handle(
@@ -415,6 +423,7 @@ mod tests {
             ]),
             0,
             "r",
+            &home(),
         )
         .unwrap();
         let r = sns
@@ -430,6 +439,7 @@ mod tests {
                 ]),
                 0,
                 "r",
+                &home(),
             )
             .unwrap();
         let published = r.published.unwrap();
@@ -440,15 +450,37 @@ mod tests {
 
     #[test]
     fn errors_are_typed() {
-        let mut sns = Sns::new("us-east-1", "123456789012");
+        let mut sns = Sns::new();
         let e = sns.handle(
             &p(&[("Action", "Publish"), ("TopicArn", "arn:aws:sns:us-east-1:123456789012:nope"), ("Message", "x")]),
             0,
             "r",
+            &home(),
         );
         assert_eq!(e.err().unwrap().code, "NotFound");
-        let e = sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "bad name")]), 0, "r");
+        let e = sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "bad name")]), 0, "r", &home());
         assert_eq!(e.err().unwrap().code, "InvalidParameter");
-        assert!(sns.handle(&p(&[("Action", "Frobnicate")]), 0, "r").is_err());
+        assert!(sns.handle(&p(&[("Action", "Frobnicate")]), 0, "r", &home()).is_err());
+    }
+
+    #[test]
+    fn topics_belong_to_the_callers_account_region() {
+        let mut sns = Sns::new();
+        let member = crate::scope::Scope { account: "222222222222".into(), region: "eu-west-1".into() };
+        let r = sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "audit")]), 0, "r", &member).unwrap();
+        assert!(r.xml.contains("<TopicArn>arn:aws:sns:eu-west-1:222222222222:audit</TopicArn>"), "{}", r.xml);
+        sns.handle(&p(&[("Action", "CreateTopic"), ("Name", "audit")]), 0, "r", &home()).unwrap();
+        let listed = sns.handle(&p(&[("Action", "ListTopics")]), 0, "r", &member).unwrap().xml;
+        assert!(listed.contains("222222222222:audit") && !listed.contains("123456789012"), "{listed}");
+        // The hub subscribes to the member's topic by its ARN (cross-account).
+        let sub = p(&[
+            ("Action", "Subscribe"),
+            ("TopicArn", "arn:aws:sns:eu-west-1:222222222222:audit"),
+            ("Protocol", "lambda"),
+            ("Endpoint", "arn:aws:lambda:us-east-1:123456789012:function:hub"),
+        ]);
+        assert!(sns.handle(&sub, 0, "r", &home()).is_ok());
+        let attrs = sns.handle(&p(&[("Action", "GetTopicAttributes"), ("TopicArn", "arn:aws:sns:eu-west-1:222222222222:audit")]), 0, "r", &home()).unwrap().xml;
+        assert!(attrs.contains("<key>Owner</key><value>222222222222</value>"), "{attrs}");
     }
 }

@@ -54,6 +54,9 @@ pub struct AuditState {
 pub struct Progress {
     pub tasks_started: Vec<String>,
     pub tasks_ended: Vec<String>,
+    /// The account-region of each ended task (task ids repeat across account-regions).
+    #[serde(skip)]
+    pub ended_in: Vec<(crate::scope::Scope, String)>,
 }
 
 enum Event {
