@@ -119,6 +119,9 @@ pub struct Options {
     pub faults: Faults,
 }
 
+/// Declared accounts, long-term access keys (key → account) and roles.
+pub type Identities = (Vec<String>, BTreeMap<String, String>, Vec<crate::sts::Role>);
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -134,7 +137,7 @@ impl Options {
     }
 
     /// The declared accounts, long-term keys and roles, validated.
-    pub fn identities(&self) -> Result<(Vec<String>, std::collections::BTreeMap<String, String>, Vec<crate::sts::Role>), String> {
+    pub fn identities(&self) -> Result<Identities, String> {
         if !crate::sts::is_account(&self.account_id) {
             return Err(format!("--account-id '{}' is not a 12-digit account id", self.account_id));
         }
@@ -153,8 +156,11 @@ impl Options {
             .iter()
             .map(|k| crate::scope::AccessKeys::parse_entry(k).map_err(|e| format!("--access-key {e}")))
             .collect::<Result<_, _>>()?;
-        let roles: Vec<crate::sts::Role> =
-            self.roles.iter().map(|r| crate::sts::Role::parse(r).map_err(|e| format!("--role {e}"))).collect::<Result<_, _>>()?;
+        let roles: Vec<crate::sts::Role> = self
+            .roles
+            .iter()
+            .map(|r| crate::sts::Role::parse(r).map_err(|e| format!("--role {e}")))
+            .collect::<Result<_, _>>()?;
         accounts.extend(roles.iter().map(|r| r.account().to_owned()));
         Ok((accounts, keys, roles))
     }

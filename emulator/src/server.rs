@@ -109,7 +109,10 @@ impl Emulator {
             });
         }
         if sts.expired(key, now) {
-            return Err(ApiError::new(ErrorKind::ExpiredToken, "The security token included in the request is expired"));
+            return Err(ApiError::new(
+                ErrorKind::ExpiredToken,
+                "The security token included in the request is expired",
+            ));
         }
         drop(sts);
         let account = lock(&self.tenants).keys.get(key).cloned().unwrap_or(default.account.clone());
@@ -248,7 +251,8 @@ impl Emulator {
     /// The account-region an admin request names (`account`, `region` in its query; default
     /// the default ones); created if needed.
     fn admin_tenant(&self, q: Option<&str>) -> Result<(Scope, Arc<Tenant>), String> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
         let default = self.default_scope();
         let scope = Scope {
             account: query_get(&pairs, "account").map_or(default.account, str::to_owned),
@@ -512,7 +516,11 @@ fn sts_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller)
     let now = emu.now_ms();
     match lock(&emu.sts).handle(params, caller, now, &request_id) {
         Ok(r) => (StatusCode::OK, [("content-type", "text/xml")], r.xml).into_response(),
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), [("content-type", "text/xml")], e.to_xml(&request_id))
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            [("content-type", "text/xml")],
+            e.to_xml(&request_id),
+        )
             .into_response(),
     }
 }
@@ -583,10 +591,18 @@ struct NewAccount {
 async fn add_account(State(emu): Emu, body: Bytes) -> Response {
     let a: NewAccount = match serde_json::from_slice(&body) {
         Ok(a) => a,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("expected {{\"accountId\": \"<12 digits>\", \"accessKeyId\": \"…\"}}: {e}")),
+        Err(e) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"accountId\": \"<12 digits>\", \"accessKeyId\": \"…\"}}: {e}"),
+            )
+        }
     };
     if !crate::sts::is_account(&a.account_id) {
-        return admin_error(StatusCode::BAD_REQUEST, format!("accountId '{}' is not a 12-digit account id", a.account_id));
+        return admin_error(
+            StatusCode::BAD_REQUEST,
+            format!("accountId '{}' is not a 12-digit account id", a.account_id),
+        );
     }
     let mut t = lock(&emu.tenants);
     t.accounts.insert(a.account_id.clone());
@@ -615,9 +631,18 @@ struct NewRole {
 async fn add_role(State(emu): Emu, body: Bytes) -> Response {
     let r: NewRole = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("expected {{\"roleArn\": \"…\", \"trustedAccounts\": [\"…\"]}}: {e}")),
+        Err(e) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"roleArn\": \"…\", \"trustedAccounts\": [\"…\"]}}: {e}"),
+            )
+        }
     };
-    let spec = if r.trusted_accounts.is_empty() { r.role_arn.clone() } else { format!("{}={}", r.role_arn, r.trusted_accounts.join(",")) };
+    let spec = if r.trusted_accounts.is_empty() {
+        r.role_arn.clone()
+    } else {
+        format!("{}={}", r.role_arn, r.trusted_accounts.join(","))
+    };
     let mut role = match crate::sts::Role::parse(&spec) {
         Ok(role) => role,
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),

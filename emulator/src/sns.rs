@@ -480,7 +480,15 @@ mod tests {
             ("Endpoint", "arn:aws:lambda:us-east-1:123456789012:function:hub"),
         ]);
         assert!(sns.handle(&sub, 0, "r", &home()).is_ok());
-        let attrs = sns.handle(&p(&[("Action", "GetTopicAttributes"), ("TopicArn", "arn:aws:sns:eu-west-1:222222222222:audit")]), 0, "r", &home()).unwrap().xml;
+        let attrs = sns
+            .handle(
+                &p(&[("Action", "GetTopicAttributes"), ("TopicArn", "arn:aws:sns:eu-west-1:222222222222:audit")]),
+                0,
+                "r",
+                &home(),
+            )
+            .unwrap()
+            .xml;
         assert!(attrs.contains("<key>Owner</key><value>222222222222</value>"), "{attrs}");
     }
 }

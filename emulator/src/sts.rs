@@ -55,7 +55,8 @@ impl Role {
     /// accounts the role trusts its own account only.
     pub fn parse(spec: &str) -> Result<Role, String> {
         let (arn, trusted) = spec.split_once('=').map_or((spec, None), |(a, t)| (a, Some(t)));
-        let account = role_account(arn).ok_or_else(|| format!("'{arn}' is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"))?;
+        let account = role_account(arn)
+            .ok_or_else(|| format!("'{arn}' is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"))?;
         let trusted_accounts: Vec<String> = match trusted {
             Some(t) => t.split(',').map(|a| a.trim().to_owned()).collect(),
             None => vec![account.to_owned()],
@@ -108,6 +109,7 @@ pub struct Sts {
 }
 
 /// What an STS call produced.
+#[derive(Debug)]
 pub struct StsResult {
     pub xml: String,
 }
@@ -116,7 +118,14 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn check_len(name: &str, v: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool, pattern: &str) -> Result<(), StsError> {
+fn check_len(
+    name: &str,
+    v: &str,
+    min: usize,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+    pattern: &str,
+) -> Result<(), StsError> {
     let n = v.chars().count();
     if n < min || n > max {
         return Err(StsError::validation(format!(
@@ -157,7 +166,13 @@ impl Sts {
     }
 
     /// One awsQuery call (`Action` in `params`) from `caller`.
-    pub fn handle(&mut self, params: &[(String, String)], caller: &Caller, now_ms: i64, request_id: &str) -> Result<StsResult, StsError> {
+    pub fn handle(
+        &mut self,
+        params: &[(String, String)],
+        caller: &Caller,
+        now_ms: i64,
+        request_id: &str,
+    ) -> Result<StsResult, StsError> {
         match param(params, "Action").unwrap_or("") {
             "GetCallerIdentity" => Ok(StsResult {
                 xml: format!(
@@ -176,10 +191,23 @@ impl Sts {
         }
     }
 
-    fn assume_role(&mut self, params: &[(String, String)], caller: &Caller, now_ms: i64, request_id: &str) -> Result<StsResult, StsError> {
+    fn assume_role(
+        &mut self,
+        params: &[(String, String)],
+        caller: &Caller,
+        now_ms: i64,
+        request_id: &str,
+    ) -> Result<StsResult, StsError> {
         let arn = param(params, "RoleArn").ok_or_else(|| StsError::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null"))?;
         let session = param(params, "RoleSessionName").ok_or_else(|| StsError::validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null"))?;
-        check_len("roleArn", arn, 20, 2048, |c| !c.is_control() || c == '\t' || c == '\n' || c == '\r', "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")?;
+        check_len(
+            "roleArn",
+            arn,
+            20,
+            2048,
+            |c| !c.is_control() || c == '\t' || c == '\n' || c == '\r',
+            "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+",
+        )?;
         check_len("roleSessionName", session, 2, 64, |c| word(c) || "+=,.@-".contains(c), "[\\w+=,.@-]*")?;
         if let Some(e) = param(params, "ExternalId") {
             check_len("externalId", e, 2, 1224, |c| word(c) || "+=,.@:/-".contains(c), "[\\w+=,.@:\\/-]*")?;
@@ -187,7 +215,9 @@ impl Sts {
         let duration = match param(params, "DurationSeconds") {
             None => 3600,
             Some(d) => {
-                let d: i64 = d.parse().map_err(|_| StsError::validation(format!("Value '{d}' at 'durationSeconds' is not an integer")))?;
+                let d: i64 = d
+                    .parse()
+                    .map_err(|_| StsError::validation(format!("Value '{d}' at 'durationSeconds' is not an integer")))?;
                 if !(900..=43200).contains(&d) {
                     return Err(StsError::validation(format!(
                         "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value {} {}",
@@ -208,14 +238,14 @@ impl Sts {
             return Err(denied());
         }
         if duration > role.max_session_secs {
-            return Err(StsError::validation(format!(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )));
+            return Err(StsError::validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
         }
         let account = role.account().to_owned();
         self.counter += 1;
         let access_key_id = format!("ASIA{:016X}", self.counter ^ 0x5EED_0000_0000);
-        let role_id = format!("AROA{:017X}", crate::scope::stable_hash(arn) & 0xFFFF_FFFF_FFFF_FFFF);
+        let role_id = format!("AROA{:017X}", crate::scope::stable_hash(arn));
         let assumed = format!("arn:aws:sts::{account}:assumed-role/{}/{session}", role_name(arn));
         let expires_ms = now_ms + duration * 1000;
         self.issued.insert(
@@ -268,7 +298,12 @@ mod tests {
     #[test]
     fn assume_role_binds_credentials_to_the_role_account_until_they_expire() {
         let mut s = sts();
-        let ok = params(&[("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"), ("RoleSessionName", "hub"), ("DurationSeconds", "900")]);
+        let ok = params(&[
+            ("Action", "AssumeRole"),
+            ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"),
+            ("RoleSessionName", "hub"),
+            ("DurationSeconds", "900"),
+        ]);
         let r = s.handle(&ok, &caller("111111111111"), 0, "rid").unwrap();
         assert!(r.xml.contains("<Arn>arn:aws:sts::222222222222:assumed-role/audit-reader/hub</Arn>"), "{}", r.xml);
         assert!(r.xml.contains("<Expiration>1970-01-01T00:15:00Z</Expiration>"));
@@ -280,12 +315,20 @@ mod tests {
     #[test]
     fn undeclared_or_untrusting_roles_are_denied_and_bad_input_is_named() {
         let mut s = sts();
-        let call = |s: &mut Sts, p: &[(&str, &str)], from: &str| s.handle(&params(p), &caller(from), 0, "rid").unwrap_err();
-        let base = [("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"), ("RoleSessionName", "hub")];
+        let call =
+            |s: &mut Sts, p: &[(&str, &str)], from: &str| s.handle(&params(p), &caller(from), 0, "rid").unwrap_err();
+        let base = [
+            ("Action", "AssumeRole"),
+            ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"),
+            ("RoleSessionName", "hub"),
+        ];
         let e = call(&mut s, &base, "999999999999");
         assert_eq!((e.code, e.status), ("AccessDenied", 403));
-        assert!(e.message.contains("arn:aws:iam::999999999999:user/tester is not authorized to perform: sts:AssumeRole"));
-        let unknown = [("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::222222222222:role/other"), ("RoleSessionName", "hub")];
+        assert!(e
+            .message
+            .contains("arn:aws:iam::999999999999:user/tester is not authorized to perform: sts:AssumeRole"));
+        let unknown =
+            [("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::222222222222:role/other"), ("RoleSessionName", "hub")];
         assert_eq!(call(&mut s, &unknown, "111111111111").code, "AccessDenied");
         let mut long = base.to_vec();
         long.push(("DurationSeconds", "7200"));
@@ -293,14 +336,23 @@ mod tests {
         let mut short = base.to_vec();
         short.push(("DurationSeconds", "899"));
         assert!(call(&mut s, &short, "111111111111").message.contains("greater than or equal to 900"));
-        let bad_session = [("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"), ("RoleSessionName", "a b")];
+        let bad_session = [
+            ("Action", "AssumeRole"),
+            ("RoleArn", "arn:aws:iam::222222222222:role/audit-reader"),
+            ("RoleSessionName", "a b"),
+        ];
         assert!(call(&mut s, &bad_session, "111111111111").message.contains("'roleSessionName'"));
         assert_eq!(call(&mut s, &[("Action", "AssumeRoleWithSAML")], "111111111111").code, "InvalidAction");
     }
 
     #[test]
     fn get_caller_identity_names_the_caller() {
-        let r = Sts::default().handle(&params(&[("Action", "GetCallerIdentity")]), &caller("111111111111"), 0, "rid").unwrap();
-        assert!(r.xml.contains("<Account>111111111111</Account>") && r.xml.contains("<Arn>arn:aws:iam::111111111111:user/tester</Arn>"));
+        let r = Sts::default()
+            .handle(&params(&[("Action", "GetCallerIdentity")]), &caller("111111111111"), 0, "rid")
+            .unwrap();
+        assert!(
+            r.xml.contains("<Account>111111111111</Account>")
+                && r.xml.contains("<Arn>arn:aws:iam::111111111111:user/tester</Arn>")
+        );
     }
 }

@@ -38,7 +38,14 @@ fn sts(emu: &Emu, key: &str) -> aws_sdk_sts::Client {
 }
 
 fn start() -> Emu {
-    Emu::start(&["--access-key", &format!("HUBKEY={HUB}"), "--access-key", &format!("MEMBERKEY={MEMBER}"), "--role", &format!("{ROLE}={HUB}")])
+    Emu::start(&[
+        "--access-key",
+        &format!("HUBKEY={HUB}"),
+        "--access-key",
+        &format!("MEMBERKEY={MEMBER}"),
+        "--role",
+        &format!("{ROLE}={HUB}"),
+    ])
 }
 
 async fn enable_and_audit(c: &aws_sdk_iot::Client) -> String {
@@ -60,7 +67,7 @@ async fn each_account_region_has_its_own_device_defender() {
     let t_hub = enable_and_audit(&hub).await;
     // Nothing configured in the member's regions: its configuration is its own.
     let cfg = member_us.describe_account_audit_configuration().send().await.unwrap();
-    assert!(cfg.audit_check_configurations.unwrap_or_default().values().all(|c| c.enabled != Some(true)));
+    assert!(cfg.audit_check_configurations.unwrap_or_default().values().all(|c| !c.enabled));
     let t_us = enable_and_audit(&member_us).await;
     let t_eu = enable_and_audit(&member_eu).await;
     // One seed: the same task ids in every account-region (ids are not unique across accounts).
@@ -70,7 +77,11 @@ async fn each_account_region_has_its_own_device_defender() {
         let d = c.describe_audit_task().task_id(t).send().await.unwrap();
         d.audit_details.unwrap()[CHECK].non_compliant_resources_count.unwrap()
     };
-    let (a, b, c) = (counts(hub.clone(), t_hub.clone()).await, counts(member_us.clone(), t_us).await, counts(member_eu, t_eu).await);
+    let (a, b, c) = (
+        counts(hub.clone(), t_hub.clone()).await,
+        counts(member_us.clone(), t_us).await,
+        counts(member_eu, t_eu).await,
+    );
     assert!(a != b || b != c, "the fleets differ by account-region: {a} {b} {c}");
     // The default account (any other key) is a fourth Device Defender: no such task there.
     let e = emu.iot.describe_audit_task().task_id(&t_hub).send().await.unwrap_err();
@@ -84,7 +95,13 @@ async fn each_account_region_has_its_own_device_defender() {
 
 #[tokio::test]
 async fn quotas_are_per_account_region() {
-    let emu = Emu::start(&["--access-key", &format!("HUBKEY={HUB}"), "--access-key", &format!("MEMBERKEY={MEMBER}"), "--rate-limits"]);
+    let emu = Emu::start(&[
+        "--access-key",
+        &format!("HUBKEY={HUB}"),
+        "--access-key",
+        &format!("MEMBERKEY={MEMBER}"),
+        "--rate-limits",
+    ]);
     let hub = iot(&emu, "HUBKEY", "us-east-1", None);
     let member = iot(&emu, "MEMBERKEY", "us-east-1", None);
     // DescribeAccountAuditConfiguration: 5 TPS each; a burst of 5 in one account leaves the
@@ -150,19 +167,38 @@ async fn roles_not_declared_or_not_trusting_the_caller_are_refused() {
         (e.meta().code().map(str::to_owned), e.meta().message().map(str::to_owned))
     };
     // The member itself is not trusted by the role (only the hub is).
-    let (code, msg) = denied(sts(&emu, "MEMBERKEY").assume_role().role_arn(ROLE).role_session_name("x1").send().await.unwrap_err());
-    assert_eq!(code.as_deref(), Some("AccessDenied"));
-    assert!(msg.unwrap().contains("arn:aws:iam::222222222222:user/emulator is not authorized to perform: sts:AssumeRole"));
-    let other = "arn:aws:iam::222222222222:role/not-declared";
-    let (code, _) = denied(sts(&emu, "HUBKEY").assume_role().role_arn(other).role_session_name("x1").send().await.unwrap_err());
-    assert_eq!(code.as_deref(), Some("AccessDenied"));
     let (code, msg) =
-        denied(sts(&emu, "HUBKEY").assume_role().role_arn(ROLE).role_session_name("x1").duration_seconds(7200).send().await.unwrap_err());
+        denied(sts(&emu, "MEMBERKEY").assume_role().role_arn(ROLE).role_session_name("x1").send().await.unwrap_err());
+    assert_eq!(code.as_deref(), Some("AccessDenied"));
+    assert!(msg
+        .unwrap()
+        .contains("arn:aws:iam::222222222222:user/emulator is not authorized to perform: sts:AssumeRole"));
+    let other = "arn:aws:iam::222222222222:role/not-declared";
+    let (code, _) =
+        denied(sts(&emu, "HUBKEY").assume_role().role_arn(other).role_session_name("x1").send().await.unwrap_err());
+    assert_eq!(code.as_deref(), Some("AccessDenied"));
+    let (code, msg) = denied(
+        sts(&emu, "HUBKEY")
+            .assume_role()
+            .role_arn(ROLE)
+            .role_session_name("x1")
+            .duration_seconds(7200)
+            .send()
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code.as_deref(), Some("ValidationError"));
     assert!(msg.unwrap().contains("MaxSessionDuration"));
     // Declared at run time through the admin API, then assumable.
     emu.admin("roles", json!({ "roleArn": other, "trustedAccounts": [HUB], "maxSessionSecs": 7200 })).await;
-    assert!(sts(&emu, "HUBKEY").assume_role().role_arn(other).role_session_name("x1").duration_seconds(7200).send().await.is_ok());
+    assert!(sts(&emu, "HUBKEY")
+        .assume_role()
+        .role_arn(other)
+        .role_session_name("x1")
+        .duration_seconds(7200)
+        .send()
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -204,5 +240,9 @@ async fn undeclared_accounts_and_bad_options_are_named() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("'12' is not a 12-digit account id"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'12' is not a 12-digit account id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

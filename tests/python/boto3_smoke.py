@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 def main(binary):
     proc = subprocess.Popen(
         [binary, "--port", "0", "--frozen-clock", "--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "2000",
-         "--noncompliant-share", "0.3"],
+         "--noncompliant-share", "0.3", "--access-key", "HUBKEY=111111111111",
+         "--role", "arn:aws:iam::222222222222:role/audit-reader=111111111111"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
@@ -119,7 +120,24 @@ def main(binary):
         sns.publish(TopicArn=topic, Message="hello", Subject="s",
                     MessageAttributes={"CRITICAL": {"DataType": "Number", "StringValue": "3"}})
         assert len(sns.list_topics()["Topics"]) == 1
-        print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed, {len(listed)} suppressions listed)")
+
+        # STS through botocore's query protocol: a role in another account, then that account's
+        # own Device Defender with the temporary credentials.
+        hub_sts = boto3.client("sts", **{**kw, "aws_access_key_id": "HUBKEY"})
+        assert hub_sts.get_caller_identity()["Account"] == "111111111111"
+        creds = hub_sts.assume_role(RoleArn="arn:aws:iam::222222222222:role/audit-reader", RoleSessionName="hub")["Credentials"]
+        assumed = dict(kw, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"], region_name="eu-west-1")
+        who = boto3.client("sts", **assumed).get_caller_identity()
+        assert who["Account"] == "222222222222" and who["Arn"].endswith(":assumed-role/audit-reader/hub"), who
+        member_cfg = boto3.client("iot", **assumed).describe_account_audit_configuration()
+        assert not any(c["enabled"] for c in member_cfg["auditCheckConfigurations"].values()), "the member's own configuration"
+        try:
+            boto3.client("sts", **kw).assume_role(RoleArn="arn:aws:iam::222222222222:role/audit-reader", RoleSessionName="x1")
+            raise AssertionError("expected AccessDenied")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDenied", e.response
+        print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed, {len(listed)} suppressions listed, STS)")
     finally:
         proc.kill()
 
