@@ -323,9 +323,14 @@ impl OpenSet {
     }
 
     fn merge(&mut self) {
-        self.entries.reserve_exact(self.added.len());
-        self.entries.append(&mut self.added);
-        self.added = Vec::new();
+        if self.entries.is_empty() {
+            // A first run: everything is in `added`; no copy (it would hold the set twice).
+            std::mem::swap(&mut self.entries, &mut self.added);
+        } else {
+            self.entries.reserve_exact(self.added.len());
+            self.entries.append(&mut self.added);
+            self.added = Vec::new();
+        }
         self.entries.sort_unstable_by_key(|e| e.hash);
         self.entries.dedup_by(|b, a| {
             if a.hash == b.hash {

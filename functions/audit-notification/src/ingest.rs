@@ -502,6 +502,6 @@ where
 const PAGES_BUFFERED: usize = 64;
 
 /// Pages read but not yet written, all checks together: while the stream's open episodes load,
-/// pages wait instead of leaving rate-limit slots unused (at the quota, 3 s of reading), and
-/// memory stays bounded when writing is slower than reading (~250 findings, ~0.3 MB a page).
-const PAGES_UNWRITTEN: usize = 32;
+/// pages wait instead of leaving rate-limit slots unused (at the quota, 1.6 s of reading), and
+/// memory stays bounded when writing is slower than reading (~250 findings, ~0.5 MB a page).
+const PAGES_UNWRITTEN: usize = 16;

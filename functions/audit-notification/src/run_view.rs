@@ -81,11 +81,14 @@ pub async fn load_into<E: EpisodeStore + 'static>(
     mut view: OwnedMutexGuard<RunView>,
 ) -> Result<(), PortError> {
     let stream = summary.outline.audit_stream();
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = mpsc::channel(4);
     let mut readers = tokio::task::JoinSet::new();
+    // Four shards at a time: each page in flight is up to 1 MB.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(4));
     for shard in 0..EPISODE_SHARDS {
-        let (episodes, stream, tx) = (episodes.clone(), stream.clone(), tx.clone());
+        let (episodes, stream, tx, in_flight) = (episodes.clone(), stream.clone(), tx.clone(), in_flight.clone());
         readers.spawn(async move {
+            let _slot = in_flight.acquire_owned().await.expect("semaphore open");
             let mut cursor = None;
             loop {
                 let (page, next) = episodes.open_page(&stream, shard, cursor).await?;
