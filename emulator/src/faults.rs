@@ -134,11 +134,23 @@ pub struct FaultInjector {
     pub faults: Faults,
     buckets: HashMap<Op, Bucket>,
     rng: ChaCha8Rng,
+    /// Calls answered with ThrottlingException so far (this account-region's quota exceeded,
+    /// or throttling injected): `GET /_emulator/throttled`.
+    pub throttled: u64,
 }
 
 impl FaultInjector {
     pub fn new(faults: Faults, seed: u64) -> Self {
-        FaultInjector { faults, buckets: HashMap::new(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xFA17) }
+        FaultInjector { faults, buckets: HashMap::new(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xFA17), throttled: 0 }
+    }
+
+    /// Decides whether this call is throttled or fails before it is looked at, counting throttles.
+    pub fn admit(&mut self, op: Op) -> Result<(), ApiError> {
+        let r = self.decide(op);
+        if matches!(&r, Err(e) if e.kind == ErrorKind::Throttling) {
+            self.throttled += 1;
+        }
+        r
     }
 
     /// Replaces the settings; rate buckets start full again.
@@ -147,8 +159,7 @@ impl FaultInjector {
         self.buckets.clear();
     }
 
-    /// Decides whether this call is throttled or fails before it is looked at.
-    pub fn admit(&mut self, op: Op) -> Result<(), ApiError> {
+    fn decide(&mut self, op: Op) -> Result<(), ApiError> {
         if self.faults.throttle_next > 0 {
             self.faults.throttle_next -= 1;
             return Err(ApiError::new(ErrorKind::Throttling, "Rate exceeded"));

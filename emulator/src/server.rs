@@ -365,6 +365,7 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/fleet/drift", post(drift))
         .route("/_emulator/suppressions", get(suppressions))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
+        .route("/_emulator/throttled", get(throttled))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
         .route("/_emulator/queues", get(queues))
         .route("/_emulator/accounts", get(accounts).post(add_account))
@@ -748,6 +749,17 @@ async fn drift(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
 async fn get_faults(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
     match emu.admin_tenant(q.as_deref()) {
         Ok((_, t)) => Json(json!(lock(&t.faults).faults)).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// How many calls of one account-region (`?account=&region=`) were answered with throttling.
+async fn throttled(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
+    match emu.admin_tenant(q.as_deref()) {
+        Ok((scope, t)) => {
+            Json(json!({ "account": scope.account, "region": scope.region, "throttled": lock(&t.faults).throttled }))
+                .into_response()
+        }
         Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
     }
 }

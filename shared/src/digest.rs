@@ -174,6 +174,10 @@ pub struct Digest {
     /// Why the run was not compared with the stream's history, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_compared: Option<String>,
+    /// The member account-region the audit ran in (`<account>:<region>`, with its name when
+    /// known), when it is not the hub's own: a hub's digests say whose they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -362,6 +366,7 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
         chat: None,
         lifecycle: None,
         not_compared: None,
+        member: None,
     };
     d.subject = subject(&d);
     d
@@ -426,6 +431,10 @@ pub fn subject(d: &Digest) -> String {
         }
         s
     };
+    let s = match &d.member {
+        Some(m) => format!("[{m}] {s}"),
+        None => s,
+    };
     truncate_chars(&s, MAX_SUBJECT_CHARS)
 }
 
@@ -447,6 +456,9 @@ fn fmt_time(ms: i64) -> String {
 pub fn render_text(d: &Digest, max_bytes: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "Device Defender audit digest: {}", d.audit);
+    if let Some(m) = &d.member {
+        let _ = writeln!(head, "Account and region: {m}");
+    }
     let _ = writeln!(
         head,
         "Task {} ({}) started {}: {}",
@@ -673,11 +685,19 @@ pub fn message_attributes(d: &Digest) -> Vec<(String, &'static str, String)> {
     let overdue = |s: &Severity| d.lifecycle.as_ref().map_or(0, |l| l.overdue_of(s));
     out.push(("overdueCRITICAL".to_owned(), "Number", overdue(&Severity::Critical).to_string()));
     let severities: Vec<&str> = Severity::KNOWN.iter().filter(|s| overdue(s) > 0).map(|s| s.as_str()).collect();
-    if !severities.is_empty() {
+    if let Some(m) = &d.member {
+        out.push(("member".to_owned(), "String", m.clone()));
+    }
+    // SNS drops messages of more than 10 attributes to raw SQS subscriptions: `overdue` (the
+    // list; `overdueCRITICAL` stays) gives way to `member` on a member's digest.
+    if !severities.is_empty() && out.len() < MAX_ATTRIBUTES {
         out.push(("overdue".to_owned(), "String.Array", serde_json::to_string(&severities).unwrap_or_default()));
     }
     out
 }
+
+/// Message attributes SNS delivers to a raw-delivery SQS subscription.
+pub const MAX_ATTRIBUTES: usize = 10;
 
 /// Summaries and findings for the digest's tests and the chat digest's.
 #[cfg(test)]
@@ -800,6 +820,14 @@ mod tests {
         assert!(a.contains(&("CRITICAL".to_owned(), "Number", "12".to_owned())));
         assert!(a.contains(&("newCRITICAL".to_owned(), "Number", "1".to_owned())));
         assert!(a.contains(&("overdueCRITICAL".to_owned(), "Number", "0".to_owned())));
+        let mut d = d;
+        d.member = Some("444455556666:eu-west-1".into());
+        d.subject = subject(&d);
+        assert!(d.subject.starts_with("[444455556666:eu-west-1] "), "{}", d.subject);
+        assert!(render_text(&d, 100_000).contains("Account and region: 444455556666:eu-west-1"));
+        let a = message_attributes(&d);
+        assert!(a.contains(&("member".to_owned(), "String", "444455556666:eu-west-1".to_owned())));
+        assert!(a.len() <= MAX_ATTRIBUTES);
     }
 
     #[test]

@@ -336,6 +336,69 @@ pub trait EpisodeStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// What the hub knows of one member account-region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub member: crate::member::Member,
+    /// When its last audit notification arrived (epoch ms).
+    pub last_notified: Option<i64>,
+    /// That notification's task and audit stream.
+    pub last_task: Option<String>,
+    pub last_stream: Option<String>,
+    /// Why its findings could not be read the last time they were tried (its role cannot be
+    /// assumed, …), and when; cleared by the next read that works.
+    pub problem: Option<String>,
+    pub problem_at: Option<i64>,
+}
+
+/// Whether an invocation may read a member's findings now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderLease {
+    /// Taken: this invocation is the only one reading the member until it gives the lease back
+    /// or `until` passes.
+    Taken,
+    /// Another invocation reads the member until `until` (epoch ms).
+    Busy { holder: String, until: i64 },
+}
+
+/// The hub's record of its members (in the findings table): which exist, when each last sent a
+/// notification, what is wrong with one, and which invocation reads each (the per account-region
+/// quota of ListAuditFindings belongs to one reader at a time).
+pub trait MemberStore: Send + Sync {
+    /// Records that `member`'s audit `task_id` of `stream` was notified at `at_ms`.
+    fn note_notification(
+        &self,
+        member: &crate::member::Member,
+        task_id: &str,
+        stream: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Records a problem with `member` (`Some`), or that it is gone (`None`).
+    fn note_problem(
+        &self,
+        member: &crate::member::Member,
+        problem: Option<&str>,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Takes `member`'s reader lease for `owner` until `until` (epoch ms); an expired lease is
+    /// taken over.
+    fn take_reader(
+        &self,
+        member: &crate::member::Member,
+        owner: &str,
+        now_ms: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<ReaderLease, PortError>> + Send;
+    /// Gives `member`'s reader lease back, if `owner` holds it.
+    fn release_reader(
+        &self,
+        member: &crate::member::Member,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Every member recorded, by account and region.
+    fn members(&self) -> impl Future<Output = Result<Vec<MemberRecord>, PortError>> + Send;
+}
+
 /// The digest SNS topic.
 pub trait DigestPublisher: Send + Sync {
     /// Publishes and returns the SNS message id.

@@ -3,6 +3,7 @@
 //! rejected with a reason that names what was wrong; rejections are final (retrying cannot
 //! fix a malformed message), so callers log them once and move on.
 
+use crate::member::{Member, MemberError};
 use crate::notification::AuditNotification;
 use serde::{Deserialize, Serialize};
 
@@ -36,14 +37,24 @@ pub struct Continuation {
     /// Always `"continue"`: tells our messages apart from anything else on the queue.
     pub kind: String,
     pub task_id: String,
-    /// `deadline`, `lease-busy` or `sweeper`: why it was queued.
+    /// `deadline`, `lease-busy`, `stream-busy`, `reader-busy` or `sweeper`: why it was queued.
     pub reason: String,
+    /// The member account-region the task belongs to; absent for the hub's own (as before
+    /// members existed, so queued messages stay readable across the upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<Member>,
 }
 
 impl Continuation {
-    /// A continuation of `task_id`.
+    /// A continuation of `task_id` in the hub's own account-region.
     pub fn new(task_id: &str, reason: &str) -> Self {
-        Continuation { kind: "continue".into(), task_id: task_id.into(), reason: reason.into() }
+        Continuation { kind: "continue".into(), task_id: task_id.into(), reason: reason.into(), member: None }
+    }
+
+    /// The same continuation for a task of `member` (`None`: the hub's own).
+    pub fn of(mut self, member: Option<Member>) -> Self {
+        self.member = member;
+        self
     }
 }
 
@@ -60,6 +71,17 @@ pub enum Rejection {
     BadTaskId(String),
     #[error("continuation message is malformed: {0}")]
     BadContinuation(String),
+    #[error("cannot tell which account-region sent task {task_id}: {why}")]
+    BadMember { task_id: String, why: MemberError },
+}
+
+/// The member an audit notification comes from: the account that ran the audit (`accountId`)
+/// in the region of the topic it was published to (our decision, [E]: the member template
+/// creates the topic in the audited region, and IoT's notification target names no region).
+pub fn notification_member(topic_arn: &str, n: &AuditNotification) -> Result<Member, Rejection> {
+    let bad = |why| Rejection::BadMember { task_id: n.task_id.clone(), why };
+    let topic = Member::of_topic(topic_arn).map_err(bad)?;
+    Member::new(&n.account_id, &topic.region).map_err(bad)
 }
 
 fn check_task_id(id: &str) -> Result<(), Rejection> {
@@ -105,6 +127,10 @@ pub fn parse_continuation(body: &str) -> Result<Continuation, Rejection> {
         return Err(Rejection::BadContinuation(format!("kind '{}' is not 'continue'", c.kind)));
     }
     check_task_id(&c.task_id)?;
+    if let Some(m) = &c.member {
+        Member::new(&m.account_id, &m.region)
+            .map_err(|e| Rejection::BadMember { task_id: c.task_id.clone(), why: e })?;
+    }
     Ok(c)
 }
 
@@ -195,5 +221,24 @@ mod tests {
         assert_eq!(parse_continuation(&serde_json::to_string(&c).unwrap()).unwrap(), c);
         assert!(parse_continuation(r#"{"kind":"other","taskId":"a","reason":"x"}"#).is_err());
         assert!(parse_continuation(r#"{"taskId":"a"}"#).is_err());
+        assert!(!serde_json::to_string(&c).unwrap().contains("member"), "the hub's own tasks keep the old body");
+        let member = Member::new("444455556666", "eu-west-1").unwrap();
+        let c = Continuation::new("abc", "reader-busy").of(Some(member));
+        let body = serde_json::to_string(&c).unwrap();
+        assert!(body.contains(r#""member":{"accountId":"444455556666","region":"eu-west-1"}"#), "{body}");
+        assert_eq!(parse_continuation(&body).unwrap(), c);
+        let bad = body.replace("444455556666", "4444");
+        assert!(matches!(parse_continuation(&bad), Err(Rejection::BadMember { .. })));
+    }
+
+    #[test]
+    fn a_notification_comes_from_its_account_in_its_topic_region() {
+        let (n, _) = parse_notification(&OK.replace("123456789012", "444455556666")).unwrap();
+        let m = notification_member("arn:aws:sns:eu-west-1:444455556666:audit", &n).unwrap();
+        assert_eq!(m, Member::new("444455556666", "eu-west-1").unwrap());
+        assert!(matches!(notification_member("not-an-arn", &n), Err(Rejection::BadMember { .. })));
+        let (bad, _) = parse_notification(&OK.replace("123456789012", "12345")).unwrap();
+        let e = notification_member("arn:aws:sns:eu-west-1:444455556666:audit", &bad).unwrap_err();
+        assert!(e.to_string().contains("'12345'"), "{e}");
     }
 }

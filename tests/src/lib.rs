@@ -228,16 +228,23 @@ pub async fn admin(url: &str, method: &str, path: &str, body: Value) -> Value {
     r.json().await.unwrap_or(Value::Null)
 }
 
-/// The SNS Lambda event that carries `message` (as the emulator delivers it).
+/// The SNS Lambda event that carries `messages` (as the emulator delivers it), from the
+/// default account-region's audit topic.
 pub fn sns_event(messages: &[String]) -> Value {
-    json!({ "Records": messages.iter().enumerate().map(|(i, m)| json!({
+    let topic = "arn:aws:sns:us-east-1:123456789012:audit";
+    sns_event_from(&messages.iter().map(|m| (topic.to_owned(), m.clone())).collect::<Vec<_>>())
+}
+
+/// The SNS Lambda event of `(topic ARN, message)` records.
+pub fn sns_event_from(records: &[(String, String)]) -> Value {
+    json!({ "Records": records.iter().enumerate().map(|(i, (topic, m))| json!({
         "EventSource": "aws:sns",
         "EventVersion": "1.0",
         "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:audit:sub",
         "Sns": {
             "Type": "Notification",
             "MessageId": format!("00000000-0000-0000-0000-{i:012}"),
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:audit",
+            "TopicArn": topic,
             "Subject": null,
             "Message": m,
             "Timestamp": "2026-01-15T00:00:00.000Z",

@@ -5,7 +5,7 @@
 use crate::{admin, clients, sns_event, unique};
 use audit_notification::config::Config;
 use audit_notification::handler::handle;
-use audit_notification::AwsIngestor;
+use audit_notification::{AwsHub, AwsIngestor};
 use audit_shared::aws::iot::to_finding;
 use audit_shared::summary::{IngestState, TaskSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -26,7 +26,7 @@ pub const CHECKS: [&str; 4] = [
 pub struct Stack {
     pub _emu: device_defender_emulator::Running,
     pub url: String,
-    pub ingestor: AwsIngestor,
+    pub hub: AwsHub,
     pub clients: audit_notification::Clients,
     pub iot: aws_sdk_iot::Client,
     pub ddb: aws_sdk_dynamodb::Client,
@@ -67,8 +67,9 @@ impl Stack {
         vars.extend_from_slice(env);
         let config =
             Config::from_lookup(|k| vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
-        let ingestor = audit_notification::build(c, config, "us-east-1".into());
-        Stack { _emu: emu, url, ingestor, clients: kept, iot, ddb, sqs, table, digest_topic, chat_topic, queue_url }
+        let sts_sdk = crate::sdk(10).await.into_builder().endpoint_url(&url).build();
+        let (hub, _meter) = audit_notification::build(c, &sts_sdk, config);
+        Stack { _emu: emu, url, hub, clients: kept, iot, ddb, sqs, table, digest_topic, chat_topic, queue_url }
     }
 
     pub async fn configure(&self, checks: &[&str]) {
@@ -113,8 +114,19 @@ impl Stack {
         admin(&self.url, "GET", &format!("/_emulator/notifications/{task_id}"), Value::Null).await.to_string()
     }
 
+    /// The ingestor of the hub's own account-region.
+    pub async fn ingestor(&self) -> std::sync::Arc<AwsIngestor> {
+        self.hub.ingestor(&self.hub.home).await.expect("the home member opens").0
+    }
+
     pub async fn deliver(&self, messages: &[String]) -> Result<Value, String> {
-        handle(&self.ingestor, sns_event(messages), "req", Duration::from_secs(900)).await.map_err(|e| e.to_string())
+        handle(&self.hub, sns_event(messages), "req", Duration::from_secs(900)).await.map_err(|e| e.to_string())
+    }
+
+    /// Delivers `(topic ARN, message)` records as one SNS event to the hub.
+    pub async fn hub_deliver(&self, records: &[(String, String)]) -> Result<Value, String> {
+        let event = crate::sns_event_from(records);
+        handle(&self.hub, event, "req", Duration::from_secs(900)).await.map_err(|e| e.to_string())
     }
 
     /// Plays the SQS event source mapping until the continuation queue is empty.
@@ -144,7 +156,7 @@ impl Stack {
             }
             let event = crate::sqs_event(&msgs);
             invocations += 1;
-            let out = handle(&self.ingestor, event, "req-sqs", Duration::from_secs(900))
+            let out = handle(&self.hub, event, "req-sqs", Duration::from_secs(900))
                 .await
                 .expect("SQS batches never fail whole");
             let failed: Vec<String> = out["batchItemFailures"]

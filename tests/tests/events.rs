@@ -62,15 +62,15 @@ async fn every_sample_event_runs_through_its_handler() {
         env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     })
     .unwrap();
-    let ingestor = audit_notification::build(
+    let (hub, _meter) = audit_notification::build(
         audit_notification::Clients {
             iot: c.iot.clone(),
             dynamodb: c.dynamodb.clone(),
             sns: c.sns.clone(),
             sqs: c.sqs.clone(),
         },
+        &system_tests::sdk(3).await,
         config,
-        "us-east-1".into(),
     );
     let cfn = Recorder::start().await;
     let syncer = Arc::new(config_sync::Syncer {
@@ -83,7 +83,7 @@ async fn every_sample_event_runs_through_its_handler() {
     let mut ran = 0;
     for (name, mut event) in events() {
         if name.starts_with("audit-notification.") {
-            let out = audit_notification::handler::handle(&ingestor, event, "events", Duration::from_secs(300)).await;
+            let out = audit_notification::handler::handle(&hub, event, "events", Duration::from_secs(300)).await;
             let out = out.unwrap_or_else(|e| panic!("{name}: {e}"));
             if name.contains("continuation") {
                 assert_eq!(out, json!({ "batchItemFailures": [] }), "{name}");

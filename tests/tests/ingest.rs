@@ -128,7 +128,7 @@ async fn throttling_and_5xx_injected_still_exact_with_one_digest() {
     stack.drain().await;
     stack.assert_exact(&task).await;
     assert_eq!(stack.digests().await.len(), 1);
-    let throttled = stack.ingestor.ports.reader.throttled_attempts();
+    let throttled = stack.ingestor().await.ports.reader.throttled_attempts();
     assert!(throttled > 0, "throttled attempts are counted, retried ones too (the Throttles metric)");
 }
 
@@ -452,14 +452,14 @@ async fn malformed_and_foreign_events_are_dropped_without_losing_good_records() 
     assert!(stack.stored_findings(&task).await.is_empty(), "nothing stored from bad records");
     // Foreign events: not SNS, an SNS record missing fields, an SQS record with a foreign body.
     assert_eq!(
-        handle(&stack.ingestor, json!({"detail-type": "Scheduled Event"}), "r", Duration::from_secs(60)).await.unwrap(),
+        handle(&stack.hub, json!({"detail-type": "Scheduled Event"}), "r", Duration::from_secs(60)).await.unwrap(),
         json!({})
     );
     let broken = json!({ "Records": [{ "EventSource": "aws:sns", "Sns": { "Message": good } }] });
-    assert_eq!(handle(&stack.ingestor, broken, "r", Duration::from_secs(60)).await.unwrap(), json!({}));
+    assert_eq!(handle(&stack.hub, broken, "r", Duration::from_secs(60)).await.unwrap(), json!({}));
     let sqs = json!({ "Records": [{ "messageId": "m1", "body": "{\"foo\":1}", "eventSource": "aws:sqs" }] });
     assert_eq!(
-        handle(&stack.ingestor, sqs, "r", Duration::from_secs(60)).await.unwrap(),
+        handle(&stack.hub, sqs, "r", Duration::from_secs(60)).await.unwrap(),
         json!({ "batchItemFailures": [] })
     );
 

@@ -1,6 +1,7 @@
 //! Configuration, from environment variables only (the template sets them).
 
 use audit_shared::lifecycle::Deadlines;
+use audit_shared::member::Member;
 use audit_shared::settings::Settings;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 pub struct Config {
     /// `TABLE_NAME` (required).
     pub table_name: String,
-    /// `DIGEST_TOPIC_ARN` (required): where digests go.
+    /// `DIGEST_TOPIC_ARN` (required): where digests go (the hub's topic).
     pub digest_topic_arn: String,
     /// `CHAT_TOPIC_ARN` (optional): where the chat digest goes (AWS Chatbot's custom
     /// notification schema); none when unset.
@@ -29,13 +30,23 @@ pub struct Config {
     /// `MAX_SLICE_MS` (default: none): stop reading after this long even if time is left
     /// (forces continuations; for tests and for keeping invocations short).
     pub max_slice: Option<Duration>,
-    /// `LEASE_MS` (default 120000): how long a claim on a task lasts without a checkpoint.
+    /// `LEASE_MS` (default 120000): how long a claim on a task lasts without a checkpoint, and a
+    /// member's reader lease without a renewal.
     pub lease: Duration,
     /// `AWS_MAX_ATTEMPTS` (default 10): SDK attempts per call (adaptive retry mode).
     pub max_attempts: u32,
     /// `OVERDUE_DAYS` (default `CRITICAL=7,HIGH=30,MEDIUM=90,LOW=180`): how long a finding of
     /// each severity may stay open before digests call it overdue.
     pub deadlines: Deadlines,
+    /// The hub's own account-region and ARN partition, from `DIGEST_TOPIC_ARN` (the digest
+    /// topic lives in the hub).
+    pub home: Member,
+    pub partition: String,
+    /// `MEMBER_ROLE_NAME` (optional): the role the hub assumes in every other member account.
+    /// Unset: only the hub's own account-region is read.
+    pub member_role_name: Option<String>,
+    /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`): names digests give accounts.
+    pub account_names: std::collections::BTreeMap<String, String>,
 }
 
 pub use audit_shared::settings::ConfigError;
@@ -64,9 +75,50 @@ impl Config {
                 why: e.to_string(),
             })?,
         };
+        let digest_topic_arn = env.required("DIGEST_TOPIC_ARN")?;
+        let home = Member::of_topic(&digest_topic_arn).map_err(|e| ConfigError::Invalid {
+            name: "DIGEST_TOPIC_ARN",
+            value: digest_topic_arn.clone(),
+            why: e.to_string(),
+        })?;
+        let partition = digest_topic_arn.split(':').nth(1).unwrap_or("aws").to_owned();
+        let member_role_name = env.optional("MEMBER_ROLE_NAME").filter(|v| !v.is_empty());
+        if let Some(name) = &member_role_name {
+            let ok = (1..=64).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    name: "MEMBER_ROLE_NAME",
+                    value: name.clone(),
+                    why: "an IAM role name is 1-64 of letters, digits and +=,.@_-".into(),
+                });
+            }
+        }
+        let mut account_names = std::collections::BTreeMap::new();
+        for pair in env.optional("ACCOUNT_NAMES").unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+            let named = pair.split_once('=').map(|(a, n)| (a.trim(), n.trim()));
+            match named {
+                Some((account, name))
+                    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() =>
+                {
+                    account_names.insert(account.to_owned(), name.to_owned());
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "ACCOUNT_NAMES",
+                        value: pair.to_owned(),
+                        why: "each entry is a 12-digit account id = a name".into(),
+                    })
+                }
+            }
+        }
         Ok(Config {
+            account_names,
             table_name: env.required("TABLE_NAME")?,
-            digest_topic_arn: env.required("DIGEST_TOPIC_ARN")?,
+            digest_topic_arn,
+            home,
+            partition,
+            member_role_name,
             chat_topic_arn: env.optional("CHAT_TOPIC_ARN"),
             continuation_queue_url: env.required("CONTINUATION_QUEUE_URL")?,
             retention_days: env.in_range("RETENTION_DAYS", 400, 1..=3650)?,
@@ -94,7 +146,7 @@ mod tests {
 
     const BASE: [(&str, &str); 3] = [
         ("TABLE_NAME", "t"),
-        ("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:1:d"),
+        ("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:d"),
         ("CONTINUATION_QUEUE_URL", "http://q"),
     ];
 
@@ -126,6 +178,15 @@ mod tests {
         assert_eq!(set("MAX_SLICE_MS", "700").max_slice, Some(Duration::from_millis(700)));
         assert_eq!(set("LEASE_MS", "60000").lease, Duration::from_secs(60));
         assert_eq!(set("AWS_MAX_ATTEMPTS", "3").max_attempts, 3);
+        assert_eq!(set("MEMBER_ROLE_NAME", "audit-hub-access").member_role_name.as_deref(), Some("audit-hub-access"));
+        assert_eq!(
+            set("ACCOUNT_NAMES", "111122223333=payments-prod, 444455556666 = fleet eu").account_names,
+            [("111122223333".to_string(), "payments-prod".to_string()), ("444455556666".into(), "fleet eu".into())]
+                .into_iter()
+                .collect()
+        );
+        let cn = set("DIGEST_TOPIC_ARN", "arn:aws-cn:sns:cn-north-1:111122223333:d");
+        assert_eq!((cn.home.to_string(), cn.partition.as_str()), ("111122223333:cn-north-1".into(), "aws-cn"));
         assert_eq!(
             set("CHAT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:c").chat_topic_arn.as_deref(),
             Some("arn:aws:sns:us-east-1:1:c")
@@ -143,6 +204,9 @@ mod tests {
             ("AWS_MAX_ATTEMPTS", "0"),
             ("OVERDUE_DAYS", "CRITICAL=0"),
             ("OVERDUE_DAYS", "URGENT=3"),
+            ("MEMBER_ROLE_NAME", "no spaces"),
+            ("ACCOUNT_NAMES", "1234=short"),
+            ("DIGEST_TOPIC_ARN", "digest"),
         ];
         audit_shared::settings::assert_errors_name_the_variable(&BASE, &bad, |pairs| Config::from_lookup(env(pairs)));
     }

@@ -145,6 +145,10 @@ where
         }
         let mut d = digest::build(summary, previous.as_ref(), changes, &self.region);
         d.lifecycle = lifecycle;
+        d.member = self.member.as_ref().map(|m| match self.config.account_names.get(&m.account_id) {
+            Some(name) => format!("{name} {m}"),
+            None => m.to_string(),
+        });
         if completed && summary.lifecycle == LifecycleState::NotTracked {
             d.not_compared =
                 Some("a later run of this audit was applied first; this one changes no finding's history".into());

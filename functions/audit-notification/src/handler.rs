@@ -10,9 +10,13 @@
 //!   that succeeded are recognised and skipped); for SQS only that message is reported in
 //!   `batchItemFailures` and comes back later.
 
-use crate::ingest::{Ingestor, Outcome};
-use audit_shared::ports::{AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, TaskStore};
-use audit_shared::work::{parse_continuation, parse_notification, Work};
+use crate::hub::Hub;
+use crate::ingest::Outcome;
+use audit_shared::member::Member;
+use audit_shared::ports::{
+    AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, MemberStore, PortError, TaskStore,
+};
+use audit_shared::work::{notification_member, parse_continuation, parse_notification, Work};
 use aws_lambda_events::sns::SnsRecord;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use serde_json::{json, Value};
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn, Instrument};
 
 /// Why the invocation failed (so that Lambda retries it): how many records failed, the task
-/// of each, and the first error.
+/// of each (`<task>@<account>:<region>` for another member than the hub's own), and the first error.
 #[derive(Debug, thiserror::Error)]
 #[error("{failed} of {total} records failed and will be retried (tasks {}): {first}", task_ids.join(", "))]
 pub struct RetryableFailure {
@@ -35,8 +39,8 @@ pub struct RetryableFailure {
 }
 
 /// Handles one invocation. `remaining` is the time to the Lambda deadline.
-pub async fn handle<R, S, E, P, Q>(
-    ingestor: &Ingestor<R, S, E, P, Q>,
+pub async fn handle<R, S, E, P, Q, M>(
+    hub: &Hub<R, S, E, P, Q, M>,
     event: Value,
     request_id: &str,
     remaining: Duration,
@@ -47,8 +51,9 @@ where
     E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
+    M: MemberStore,
 {
-    let deadline = Instant::now() + remaining.saturating_sub(ingestor.config.deadline_margin);
+    let deadline = Instant::now() + remaining.saturating_sub(hub.config.deadline_margin);
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     let source = records
         .first()
@@ -60,26 +65,31 @@ where
             let total = records.len();
             let mut failures = Vec::new();
             for (i, record) in records.into_iter().enumerate() {
-                let work = match serde_json::from_value::<SnsRecord>(record) {
+                let (member, work) = match serde_json::from_value::<SnsRecord>(record) {
                     Err(e) => {
                         warn!(record = i, error = %e, "dropped: not an SNS record");
                         continue;
                     }
-                    Ok(r) => match parse_notification(&r.sns.message) {
+                    Ok(r) => match parse_notification(&r.sns.message)
+                        .and_then(|(n, w)| Ok((notification_member(&r.sns.topic_arn, &n)?, n, w)))
+                    {
                         Err(rejection) => {
                             warn!(record = i, message_id = %r.sns.message_id, error = %rejection, "dropped: not a usable audit notification");
                             continue;
                         }
-                        Ok((n, warning)) => {
+                        Ok((member, n, warning)) => {
                             if let Some(w) = warning {
                                 warn!(task_id = %n.task_id, "{w}");
                             }
-                            Work::Notification(n)
+                            (member, Work::Notification(n))
                         }
                     },
                 };
-                let task_id = work.task_id().to_owned();
-                if let Err(e) = run(ingestor, work, deadline, request_id).await {
+                let task_id = match member == hub.home {
+                    true => work.task_id().to_owned(),
+                    false => format!("{}@{member}", work.task_id()),
+                };
+                if let Err(e) = run(hub, &member, work, deadline, request_id).await {
                     failures.push((task_id, e));
                 }
             }
@@ -104,14 +114,14 @@ where
                     }
                 };
                 let id = msg.message_id.clone().unwrap_or_default();
-                let work = match parse_continuation(msg.body.as_deref().unwrap_or("")) {
-                    Ok(c) => Work::Continue(c),
+                let (member, work) = match parse_continuation(msg.body.as_deref().unwrap_or("")) {
+                    Ok(c) => (c.member.clone().unwrap_or_else(|| hub.home.clone()), Work::Continue(c)),
                     Err(rejection) => {
                         warn!(message_id = %id, error = %rejection, "dropped: not a continuation");
                         continue;
                     }
                 };
-                if run(ingestor, work, deadline, request_id).await.is_err() {
+                if run(hub, &member, work, deadline, request_id).await.is_err() {
                     reply.add_failure(id);
                 }
             }
@@ -124,8 +134,9 @@ where
     }
 }
 
-async fn run<R, S, E, P, Q>(
-    ingestor: &Ingestor<R, S, E, P, Q>,
+async fn run<R, S, E, P, Q, M>(
+    hub: &Hub<R, S, E, P, Q, M>,
+    member: &Member,
     work: Work,
     deadline: Instant,
     request_id: &str,
@@ -136,12 +147,13 @@ where
     E: EpisodeStore + 'static,
     P: DigestPublisher + 'static,
     Q: ContinuationQueue + 'static,
+    M: MemberStore,
 {
     let task_id = work.task_id().to_owned();
-    let span = tracing::info_span!("task", task_id = %task_id);
+    let span = tracing::info_span!("task", task_id = %task_id, member = %member);
     async {
         let owner = format!("{request_id}/{}", uuid::Uuid::new_v4());
-        match ingestor.process(work, deadline, &owner).await {
+        match hub.process(member, work, deadline, &owner).await {
             Ok(outcome) => {
                 info!(?outcome, "done");
                 Ok(outcome)

@@ -100,7 +100,11 @@ enum Msg {
 pub struct Ingestor<R, S, E, P, Q> {
     pub ports: Arc<Ports<R, S, E, P, Q>>,
     pub config: Config,
+    /// The region of the audits it reads (digests link to its console).
     pub region: String,
+    /// The member account-region it reads, when not the hub's own (continuations name it;
+    /// digests say whose they are).
+    pub member: Option<audit_shared::member::Member>,
 }
 
 impl<R, S, E, P, Q> Ingestor<R, S, E, P, Q>
@@ -112,7 +116,13 @@ where
     Q: ContinuationQueue + 'static,
 {
     pub fn new(ports: Ports<R, S, E, P, Q>, config: Config, region: String) -> Self {
-        Ingestor { ports: Arc::new(ports), config, region }
+        Ingestor { ports: Arc::new(ports), config, region, member: None }
+    }
+
+    /// The same ingestor, reading `member` (`None`: the hub's own account-region).
+    pub fn of_member(mut self, member: Option<audit_shared::member::Member>) -> Self {
+        self.member = member;
+        self
     }
 
     /// Does one unit of work, stopping by `deadline` (the Lambda's, minus the margin).
@@ -140,7 +150,10 @@ where
             Claim::Busy { owner: holder, until } => {
                 let delay = ((until - now_ms()) / 1000 + 2).clamp(1, 900) as u32;
                 info!(task_id, holder, delay, "task busy in another invocation: looking again later");
-                self.ports.queue.enqueue(&Continuation::new(&task_id, "lease-busy"), delay).await?;
+                self.ports
+                    .queue
+                    .enqueue(&Continuation::new(&task_id, "lease-busy").of(self.member.clone()), delay)
+                    .await?;
                 return Ok(Outcome::Busy);
             }
             Claim::Acquired(s) => s,
@@ -170,7 +183,7 @@ where
             };
             metrics.duration_ms = started.elapsed().as_millis() as u64;
             if !all_read {
-                self.ports.queue.enqueue(&Continuation::new(&task_id, "deadline"), 0).await?;
+                self.ports.queue.enqueue(&Continuation::new(&task_id, "deadline").of(self.member.clone()), 0).await?;
                 self.ports.store.release(&task_id, owner).await?;
                 info!(
                     task_id,
@@ -235,7 +248,10 @@ where
             StreamLock::Busy { holder, until } => {
                 let delay = ((until - now) / 1000 + 2).clamp(1, 60) as u32;
                 info!(task_id = %o.task_id, stream, holder, delay, "another run of this audit is being applied: looking again later");
-                self.ports.queue.enqueue(&Continuation::new(&o.task_id, "stream-busy"), delay).await?;
+                self.ports
+                    .queue
+                    .enqueue(&Continuation::new(&o.task_id, "stream-busy").of(self.member.clone()), delay)
+                    .await?;
                 self.ports.store.release(&o.task_id, owner).await?;
                 Ok(None)
             }

@@ -13,15 +13,14 @@ async fn main() -> Result<(), Error> {
     init_logging("info,aws_config=warn,aws_smithy_runtime=warn");
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     let sdk = sdk_config(config.max_attempts).await;
-    let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-    let ingestor = Arc::new(build(Clients::from_sdk(&sdk), config, region));
+    let (hub, meter) = build(Clients::from_sdk(&sdk), &sdk, config);
+    let hub = Arc::new(hub);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let ingestor = ingestor.clone();
+        let (hub, meter) = (hub.clone(), meter.clone());
         async move {
             let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-            let meter = ingestor.ports.store.meter();
             let (writes, reads) = (meter.write_units(), meter.read_units());
-            let r = handler::handle(&ingestor, event.payload, &event.context.request_id, remaining).await;
+            let r = handler::handle(&hub, event.payload, &event.context.request_id, remaining).await;
             // What this invocation cost the table, as DynamoDB reported it (indexes included).
             tracing::info!(
                 write_units = meter.write_units() - writes,

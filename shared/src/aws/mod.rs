@@ -5,6 +5,7 @@
 pub mod dynamodb;
 pub mod iot;
 pub mod lambda;
+pub mod member_access;
 pub mod sns;
 pub mod sqs;
 

@@ -110,14 +110,16 @@ impl From<&Episode> for EpisodeItem {
 /// The stored form of an episode, with its keys and index attributes (`byResource`:
 /// `RESOURCE#<resourceKey>` / `<stream>#<check>`); resolved ones expire `retention_days` after
 /// their resolution, open ones never (they close when their stream runs without them).
-pub fn episode_item(e: &Episode, retention_days: u32) -> Result<Item, PortError> {
+/// `prefix` is the member's key prefix (empty for the hub's own account-region).
+pub fn episode_item(e: &Episode, retention_days: u32, prefix: &str) -> Result<Item, PortError> {
     let open = e.resolved_at.is_none();
     let mut item = to_item(&EpisodeItem::from(e))?;
     let hash = e.hash();
-    item.insert("pk".into(), s(episode_pk(&e.stream, hash)));
+    let stream = format!("{prefix}{}", e.stream);
+    item.insert("pk".into(), s(episode_pk(&stream, hash)));
     item.insert("sk".into(), s(episode_sk(open, hash)));
     item.insert("gsi1pk".into(), s(format!("RESOURCE#{}", e.resource_key)));
-    item.insert("gsi1sk".into(), s(format!("{}#{}", e.stream, e.finding.check_name)));
+    item.insert("gsi1sk".into(), s(format!("{stream}#{}", e.finding.check_name)));
     if let Some(r) = e.resolved_at {
         item.insert("expiresAt".into(), n(r / 1000 + retention_days as i64 * 86_400));
     }
@@ -141,6 +143,8 @@ pub struct DynamoEpisodeStore {
     table: String,
     retention_days: u32,
     meter: Arc<CapacityMeter>,
+    /// The member's key prefix (see [`crate::member::Member::key_prefix`]): empty for the hub's own.
+    prefix: String,
 }
 
 impl DynamoEpisodeStore {
@@ -151,7 +155,17 @@ impl DynamoEpisodeStore {
         retention_days: u32,
         meter: Arc<CapacityMeter>,
     ) -> Self {
-        DynamoEpisodeStore { client, table, retention_days, meter }
+        DynamoEpisodeStore { client, table, retention_days, meter, prefix: String::new() }
+    }
+
+    /// The same table, for the member whose keys start with `prefix` (same client and meter).
+    pub fn for_member(&self, prefix: String) -> Self {
+        DynamoEpisodeStore { prefix, ..self.clone() }
+    }
+
+    /// A stream or task id as this member's keys spell it.
+    fn scoped(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     /// Gets items by key (BatchGetItem, strongly consistent, unprocessed keys retried), the
@@ -249,6 +263,7 @@ impl DynamoEpisodeStore {
     /// Every episode of a stream (open and resolved), shard by shard: what the history CLI and
     /// the per-task view read. `visit` sees each once.
     pub async fn each_episode(&self, stream: &str, mut visit: impl FnMut(Episode)) -> Result<(), PortError> {
+        let stream = &self.scoped(stream);
         for shard in 0..EPISODE_SHARDS {
             let mut pages = self
                 .client
@@ -311,6 +326,7 @@ impl DynamoEpisodeStore {
 
     /// The stream's last applied run (start, task id), if any.
     pub async fn last_applied(&self, stream: &str) -> Result<Option<(i64, String)>, PortError> {
+        let stream = &self.scoped(stream);
         let out = self
             .client
             .get_item()
@@ -368,6 +384,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         shard: u32,
         cursor: Option<Cursor>,
     ) -> Result<(Vec<OpenEpisode>, Option<Cursor>), PortError> {
+        let stream = &self.scoped(stream);
         let pk = shard_pk(stream, shard);
         let start = cursor.map(|c| HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(c))]));
         let out = self
@@ -397,7 +414,7 @@ impl EpisodeStore for DynamoEpisodeStore {
     }
 
     async fn seen_page(&self, task_id: &str, cursor: Option<Cursor>) -> Result<(Vec<u64>, Option<Cursor>), PortError> {
-        let pk = task_pk(task_id);
+        let pk = task_pk(&self.scoped(task_id));
         let start = cursor.map(|c| HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(c))]));
         let out = self
             .client
@@ -424,10 +441,12 @@ impl EpisodeStore for DynamoEpisodeStore {
     }
 
     async fn resolved_episodes(&self, stream: &str, hashes: &[u64]) -> Result<Vec<Episode>, PortError> {
+        let stream = &self.scoped(stream);
         self.episodes(stream, false, hashes).await
     }
 
     async fn open_episodes(&self, stream: &str, hashes: &[u64]) -> Result<Vec<Episode>, PortError> {
+        let stream = &self.scoped(stream);
         self.episodes(stream, true, hashes).await
     }
 
@@ -438,15 +457,17 @@ impl EpisodeStore for DynamoEpisodeStore {
         run_start: i64,
         changes: &PageChanges,
     ) -> Result<(), PortError> {
+        let stream = &self.scoped(stream);
         let mut requests = Vec::new();
         for e in &changes.opened {
-            requests.push(put_request(episode_item(e, self.retention_days)?));
+            requests.push(put_request(episode_item(e, self.retention_days, &self.prefix)?));
             if e.came_back > 0 {
                 requests.push(delete_request(key(episode_pk(stream, e.hash()), &episode_sk(false, e.hash()))));
             }
         }
         if !changes.seen.is_empty() {
-            let mut seen = key(task_pk(task_id), &format!("SEEN#{}#{:06}", changes.check_name, changes.page));
+            let mut seen =
+                key(task_pk(&self.scoped(task_id)), &format!("SEEN#{}#{:06}", changes.check_name, changes.page));
             seen.insert("hashes".into(), AttributeValue::B(pack_hashes(&changes.seen)));
             seen.insert("expiresAt".into(), expires_in(self.retention_days));
             requests.push(put_request(seen));
@@ -482,6 +503,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         last_seen: Option<i64>,
         hashes: &[u64],
     ) -> Result<(), PortError> {
+        let stream = &self.scoped(stream);
         for chunk in hashes.chunks(BATCH_GET) {
             let open = self.episodes(stream, true, chunk).await?;
             let mut requests = Vec::with_capacity(open.len() * 2);
@@ -489,7 +511,7 @@ impl EpisodeStore for DynamoEpisodeStore {
                 let hash = e.hash();
                 e.resolved_at = Some(run_start);
                 e.last_seen = last_seen.or(Some(e.first_seen));
-                requests.push(put_request(episode_item(&e, self.retention_days)?));
+                requests.push(put_request(episode_item(&e, self.retention_days, &self.prefix)?));
                 requests.push(delete_request(key(episode_pk(stream, hash), &episode_sk(true, hash))));
             }
             self.batch_write(requests).await?;
@@ -505,6 +527,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         now_ms: i64,
         until: i64,
     ) -> Result<StreamLock, PortError> {
+        let stream = &self.scoped(stream);
         let r = self
             .client
             .update_item()
@@ -549,6 +572,7 @@ impl EpisodeStore for DynamoEpisodeStore {
     }
 
     async fn unlock_stream(&self, stream: &str, task_id: &str, run_start: i64) -> Result<(), PortError> {
+        let stream = &self.scoped(stream);
         let r = self
             .client
             .update_item()

@@ -1,6 +1,7 @@
 //! The DynamoDB adapters over one table (the single-table design): [`DynamoTaskStore`]
 //! (`task_store.rs`: summaries, digests, run history), [`DynamoEpisodeStore`]
-//! (`episode_store.rs`: the finding lifecycle) and [`DynamoSetupStore`] (`setup_store.rs`:
+//! (`episode_store.rs`: the finding lifecycle), [`DynamoMemberStore`] (`member_store.rs`: the
+//! hub's members) and [`DynamoSetupStore`] (`setup_store.rs`:
 //! config-sync's records), with the item helpers they use, the [`CapacityMeter`] they report
 //! consumed capacity to, and [`create_table`] for local stacks.
 //!
@@ -13,19 +14,25 @@
 //! | open episode | `EP#<stream>#<shard 00–15>` | `O#<hash, 16 hex>` | one per open finding (check + resource) of a stream: the finding as first seen, `firstSeen`, history; GSI `byResource`: `RESOURCE#<resourceKey>` / `<stream>#<check>` |
 //! | resolved episode | `EP#<stream>#<shard>` | `R#<hash>` | the same, closed: `resolvedAt`, `lastSeen`; expires after the retention |
 //! | stream head | `EP#<stream>` | `HEAD` | the last applied run, and the run holding the stream |
+//! | member | `MEMBERS` | `<account>:<region>` | one per member account-region: last notification, last problem (the roll-up reads them) |
+//! | reader lease | `MEMBER#<account>:<region>` | `READER` | the one invocation reading the member's findings (its ListAuditFindings quota) |
 //! | setup record | `CONFIG#<stackId>` | `STATE` | config-sync's last applied setup, owned audits and suppressions |
 //! | drift record | `CONFIG#<stackId>` | `DRIFT#<ms>` | one per drift check that found differences |
 //! | start claim | `CONFIG#START` | `<requestId>` | one on-demand audit per CloudFormation request |
 //!
-//! `<stream>` is the scheduled audit's name, or `~on-demand`. Every item but open episodes and
+//! `<stream>` is the scheduled audit's name, or `~on-demand`. `<taskId>` and `<stream>` are
+//! prefixed `<account>#<region>#` for every member but the hub's own account-region
+//! ([`crate::member::Member::key_prefix`]): task ids are unique only within an account-region. Every item but open episodes and
 //! stream heads carries `expiresAt` (epoch seconds, the table's TTL attribute): an open episode
 //! lasts until a run of its stream no longer finds it.
 
 pub mod episode_store;
+mod member_store;
 mod setup_store;
 mod task_store;
 
 pub use episode_store::DynamoEpisodeStore;
+pub use member_store::DynamoMemberStore;
 pub use setup_store::DynamoSetupStore;
 pub use task_store::DynamoTaskStore;
 

@@ -21,12 +21,27 @@ pub struct DynamoTaskStore {
     table: String,
     retention_days: u32,
     meter: Arc<CapacityMeter>,
+    /// The member's key prefix (see [`crate::member::Member::key_prefix`]): empty for the hub's own.
+    prefix: String,
 }
 
 impl DynamoTaskStore {
-    /// The task items of `table`, kept `retention_days`.
+    /// The task items of `table`, kept `retention_days`, of the hub's own account-region.
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention_days: u32) -> Self {
-        DynamoTaskStore { client, table, retention_days, meter: Arc::default() }
+        DynamoTaskStore { client, table, retention_days, meter: Arc::default(), prefix: String::new() }
+    }
+
+    /// The same table, for the member whose keys start with `prefix` (same client and meter).
+    pub fn for_member(&self, prefix: String) -> Self {
+        DynamoTaskStore { prefix, ..self.clone() }
+    }
+
+    fn task_pk(&self, task_id: &str) -> String {
+        task_pk(&format!("{}{task_id}", self.prefix))
+    }
+
+    fn stream_pk(&self, stream: &str) -> String {
+        format!("AUDIT#{}{stream}", self.prefix)
     }
 
     /// The meter this store reports consumed capacity to (share it with the episode store).
@@ -45,15 +60,15 @@ impl DynamoTaskStore {
 
     fn summary_item(&self, summary: &TaskSummary) -> Result<Item, PortError> {
         let mut item = to_item(summary)?;
-        item.insert("pk".into(), s(task_pk(&summary.outline.task_id)));
+        item.insert("pk".into(), s(self.task_pk(&summary.outline.task_id)));
         item.insert("sk".into(), s("SUMMARY"));
         item.insert("auditStream".into(), s(summary.outline.audit_stream()));
         item.insert("expiresAt".into(), self.expires_at());
         Ok(item)
     }
 
-    fn key(task_id: &str, sk: &str) -> Item {
-        key(task_pk(task_id), sk)
+    fn key(&self, task_id: &str, sk: &str) -> Item {
+        key(self.task_pk(task_id), sk)
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskSummary>, PortError> {
@@ -61,7 +76,7 @@ impl DynamoTaskStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .set_key(Some(self.key(task_id, "SUMMARY")))
             .consistent_read(true)
             .send()
             .await
@@ -110,7 +125,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&fresh.outline.task_id, "SUMMARY")))
+            .set_key(Some(self.key(&fresh.outline.task_id, "SUMMARY")))
             .update_expression("SET leaseOwner = :me, leaseUntil = :until ADD invocations :one")
             .condition_expression(
                 "(ingest = :ingesting OR digest IN (:pending, :publishing) OR lifecycle = :lpending) \
@@ -161,7 +176,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .set_key(Some(self.key(task_id, "SUMMARY")))
             .update_expression("SET progress.#c = :p, leaseUntil = :until ADD pagesRead :n")
             .condition_expression("leaseOwner = :me")
             .expression_attribute_names("#c", check_name)
@@ -187,7 +202,7 @@ impl TaskStore for DynamoTaskStore {
     async fn complete(&self, summary: &TaskSummary, owner: &str) -> Result<(), PortError> {
         let o = &summary.outline;
         let mut history: Item = HashMap::new();
-        history.insert("pk".into(), s(format!("AUDIT#{}", o.audit_stream())));
+        history.insert("pk".into(), s(self.stream_pk(&o.audit_stream())));
         history.insert("sk".into(), s(run_sk(o.task_start_time, &o.task_id)));
         history.insert("taskId".into(), s(&o.task_id));
         history.insert("taskStatus".into(), s(o.task_status.as_str()));
@@ -233,7 +248,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .set_key(Some(self.key(task_id, "SUMMARY")))
             .update_expression("SET digest = :publishing")
             .condition_expression("digest = :pending AND leaseOwner = :me")
             .expression_attribute_values(":publishing", s(digest_str(DigestState::Publishing)))
@@ -267,7 +282,7 @@ impl TaskStore for DynamoTaskStore {
     ) -> Result<(), PortError> {
         if let Some(d) = digest {
             let mut item = to_item(d)?;
-            item.insert("pk".into(), s(task_pk(&outline.task_id)));
+            item.insert("pk".into(), s(self.task_pk(&outline.task_id)));
             item.insert("sk".into(), s("DIGEST"));
             item.insert("auditStream".into(), s(outline.audit_stream()));
             item.insert("expiresAt".into(), self.expires_at());
@@ -286,7 +301,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&outline.task_id, "SUMMARY")))
+            .set_key(Some(self.key(&outline.task_id, "SUMMARY")))
             .expression_attribute_values(":d", s(digest_str(state)));
         req = match message_id {
             Some(m) => {
@@ -308,7 +323,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .set_key(Some(self.key(task_id, "SUMMARY")))
             .update_expression("SET leaseUntil = :zero REMOVE leaseOwner")
             .condition_expression("leaseOwner = :me")
             .expression_attribute_values(":zero", n(0))
@@ -341,7 +356,7 @@ impl TaskStore for DynamoTaskStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk < :bound")
-            .expression_attribute_values(":pk", s(format!("AUDIT#{stream}")))
+            .expression_attribute_values(":pk", s(self.stream_pk(stream)))
             .expression_attribute_values(":bound", s(run_sk(before_ms, task_id)))
             .scan_index_forward(false)
             .limit(25)
@@ -367,7 +382,7 @@ impl TaskStore for DynamoTaskStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk < :bound")
-            .expression_attribute_values(":pk", s(format!("AUDIT#{stream}")))
+            .expression_attribute_values(":pk", s(self.stream_pk(stream)))
             .expression_attribute_values(":bound", s(run_sk(before_ms, "")))
             .scan_index_forward(false)
             .limit(count.clamp(1, 1000) as i32)
@@ -384,7 +399,7 @@ impl TaskStore for DynamoTaskStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(task_id, "SUMMARY")))
+            .set_key(Some(self.key(task_id, "SUMMARY")))
             .update_expression("SET lifecycle = :l")
             .expression_attribute_values(":l", s(lifecycle_str(state)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

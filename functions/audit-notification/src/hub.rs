@@ -1,0 +1,136 @@
+//! The hub: one function serving every member account-region. Each member gets its own
+//! [`Ingestor`] (its Device Defender reached through its hub-access role, its keys in the table
+//! prefixed by account and region), built on first use and kept for the container's life.
+//!
+//! Per member, one invocation at a time reads findings (the reader lease): the
+//! ListAuditFindings quota (10 calls/s) is per account and region, and each reader paces itself
+//! at the whole of it. Other members are read in parallel by other invocations; Lambda's
+//! concurrency bounds how many. The lease lasts `LEASE_MS` and is renewed every third of it
+//! while the invocation works, so a dead invocation's lapses within one; an invocation that
+//! finds it taken queues the task again for when it ends.
+//!
+//! A member whose findings cannot be read (its role cannot be assumed, the function may not
+//! read it, …) is recorded with the reason on its member record, where the roll-up reports it;
+//! its notification is dropped (retrying cannot fix a missing role) and no other member waits.
+
+use crate::config::Config;
+use crate::ingest::{now_ms, Ingestor, Outcome, Ports};
+use audit_shared::member::Member;
+use audit_shared::ports::{
+    AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, MemberStore, PortError, ReaderLease, TaskStore,
+};
+use audit_shared::work::{Continuation, Work};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// The ports of one member, being opened.
+pub type MemberPorts<R, S, E, P, Q> = Pin<Box<dyn Future<Output = Result<Ports<R, S, E, P, Q>, PortError>> + Send>>;
+
+/// Opens a member's ports.
+pub type OpenMember<R, S, E, P, Q> = Box<dyn Fn(&Member) -> MemberPorts<R, S, E, P, Q> + Send + Sync>;
+
+/// The ingestors opened so far, by member.
+type Ingestors<R, S, E, P, Q> = tokio::sync::Mutex<HashMap<Member, Arc<Ingestor<R, S, E, P, Q>>>>;
+
+/// Every member's ingestor, and the member records.
+pub struct Hub<R, S, E, P, Q, M> {
+    /// The hub's own account-region.
+    pub home: Member,
+    pub config: Config,
+    /// Member records and reader leases.
+    pub members: M,
+    open: OpenMember<R, S, E, P, Q>,
+    ingestors: Ingestors<R, S, E, P, Q>,
+}
+
+impl<R, S, E, P, Q, M> Hub<R, S, E, P, Q, M>
+where
+    R: AuditReader + 'static,
+    S: TaskStore + 'static,
+    E: EpisodeStore + 'static,
+    P: DigestPublisher + 'static,
+    Q: ContinuationQueue + 'static,
+    M: MemberStore,
+{
+    /// A hub in `home` whose members' ports `open` builds.
+    pub fn new(home: Member, config: Config, members: M, open: OpenMember<R, S, E, P, Q>) -> Self {
+        Hub { home, config, members, open, ingestors: Default::default() }
+    }
+
+    /// The ingestor of `member`, and whether it was opened just now.
+    pub async fn ingestor(&self, member: &Member) -> Result<(Arc<Ingestor<R, S, E, P, Q>>, bool), PortError> {
+        if let Some(i) = self.ingestors.lock().await.get(member) {
+            return Ok((i.clone(), false));
+        }
+        let ports = (self.open)(member).await?;
+        let tag = (*member != self.home).then(|| member.clone());
+        let ingestor = Arc::new(Ingestor::new(ports, self.config.clone(), member.region.clone()).of_member(tag));
+        let mut cache = self.ingestors.lock().await;
+        Ok((cache.entry(member.clone()).or_insert(ingestor).clone(), true))
+    }
+
+    /// Does one unit of work of `member`, stopping by `deadline` (the Lambda's, minus the margin).
+    pub async fn process(
+        &self,
+        member: &Member,
+        work: Work,
+        deadline: Instant,
+        owner: &str,
+    ) -> Result<Outcome, PortError> {
+        let now = now_ms();
+        if let Work::Notification(n) = &work {
+            let stream = n.scheduled_audit_name.as_deref().unwrap_or(audit_shared::summary::ON_DEMAND_STREAM);
+            self.members.note_notification(member, &n.task_id, stream, now).await?;
+        }
+        let (ingestor, opened) = match self.ingestor(member).await {
+            Ok(i) => i,
+            Err(PortError::Permanent(why)) => {
+                error!(member = %member, task_id = work.task_id(), why, "member cannot be read: recorded for the roll-up");
+                self.members.note_problem(member, Some(&why), now).await?;
+                return Ok(Outcome::Skipped(why));
+            }
+            Err(e) => return Err(e),
+        };
+        // Held for one lease, renewed every third of it while the work goes on: a dead
+        // invocation's lease lapses within a lease.
+        let lease = self.config.lease;
+        let until = now + lease.as_millis() as i64;
+        if let ReaderLease::Busy { holder, until } = self.members.take_reader(member, owner, now, until).await? {
+            let delay = ((until - now) / 1000 + 1).clamp(1, 900) as u32;
+            info!(member = %member, task_id = work.task_id(), holder, delay, "another invocation reads this member: looking again later");
+            let again = Continuation::new(work.task_id(), "reader-busy").of(ingestor.member.clone());
+            ingestor.ports.queue.enqueue(&again, delay).await?;
+            return Ok(Outcome::Busy);
+        }
+        let renew = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let now = now_ms();
+                match self.members.take_reader(member, owner, now, now + lease.as_millis() as i64).await {
+                    Ok(ReaderLease::Taken) => {}
+                    Ok(ReaderLease::Busy { holder, .. }) => {
+                        warn!(member = %member, holder, "reader lease lost (renewed too late): two readers may share the quota until this one ends");
+                    }
+                    Err(e) => warn!(member = %member, error = %e, "reader lease not renewed"),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = ingestor.process(work, deadline, owner) => outcome,
+            never = renew => never,
+        };
+        if let Err(e) = self.members.release_reader(member, owner).await {
+            warn!(member = %member, error = %e, "reader lease not given back: it lapses within a lease");
+        }
+        match &outcome {
+            Ok(_) if opened => self.members.note_problem(member, None, now).await?,
+            Err(PortError::Permanent(why)) => self.members.note_problem(member, Some(why), now).await?,
+            _ => {}
+        }
+        outcome
+    }
+}

@@ -1,0 +1,202 @@
+//! [`crate::ports::MemberStore`] over `aws-sdk-dynamodb`, in the findings table:
+//!
+//! - `MEMBERS` / `<account>:<region>`: one item per member (last notification, last problem).
+//!   One partition holds every member so the roll-up reads them with one Query (1,000 members
+//!   are ~300 KB, one page). Each notification writes it once: a burst of 1,000 members ending
+//!   their daily audits together is ~1,000 WCU, one second of one partition's 1,000 WCU/s, and the
+//!   SDK retries what a burst throttles.
+//! - `MEMBER#<account>:<region>` / `READER`: the member's reader lease, in its own partition
+//!   (taken and given back by every slice of every ingest, so kept off the shared one).
+//!
+//! Neither expires: there is one per member, and a member that stops sending is exactly what
+//! the roll-up must keep showing.
+
+use super::{is_condition_failed, key, n, s, CapacityMeter, Item};
+use crate::aws::classify;
+use crate::member::Member;
+use crate::ports::{MemberRecord, MemberStore, PortError, ReaderLease};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use std::sync::Arc;
+
+/// Partition of the member records.
+const MEMBERS_PK: &str = "MEMBERS";
+
+/// The table's member records.
+#[derive(Clone, Debug)]
+pub struct DynamoMemberStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    meter: Arc<CapacityMeter>,
+}
+
+impl DynamoMemberStore {
+    /// Member records in `table`; capacity is counted on `meter`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, meter: Arc<CapacityMeter>) -> Self {
+        DynamoMemberStore { client, table, meter }
+    }
+
+    fn record_key(member: &Member) -> Item {
+        key(MEMBERS_PK.into(), &member.to_string())
+    }
+
+    fn reader_key(member: &Member) -> Item {
+        key(format!("MEMBER#{member}"), "READER")
+    }
+}
+
+fn record(item: &Item) -> Option<MemberRecord> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+    Some(MemberRecord {
+        member: Member::parse(&text("sk")?).ok()?,
+        last_notified: number("lastNotified"),
+        last_task: text("lastTask"),
+        last_stream: text("lastStream"),
+        problem: text("problem"),
+        problem_at: number("problemAt"),
+    })
+}
+
+impl MemberStore for DynamoMemberStore {
+    async fn note_notification(
+        &self,
+        member: &Member,
+        task_id: &str,
+        stream: &str,
+        at_ms: i64,
+    ) -> Result<(), PortError> {
+        // A late duplicate never moves the time back.
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::record_key(member)))
+            .update_expression("SET lastNotified = :at, lastTask = :task, lastStream = :stream")
+            .condition_expression("attribute_not_exists(lastNotified) OR lastNotified <= :at")
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":task", s(task_id))
+            .expression_attribute_values(":stream", s(stream))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn note_problem(&self, member: &Member, problem: Option<&str>, at_ms: i64) -> Result<(), PortError> {
+        let req = self.client.update_item().table_name(&self.table).set_key(Some(Self::record_key(member)));
+        let req = match problem {
+            Some(p) => req
+                .update_expression("SET problem = :p, problemAt = :at")
+                .expression_attribute_values(":p", s(p.chars().take(1_000).collect::<String>()))
+                .expression_attribute_values(":at", n(at_ms)),
+            // Clearing touches only a member that has a problem (no write on every ingest).
+            None => {
+                req.update_expression("REMOVE problem, problemAt").condition_expression("attribute_exists(problem)")
+            }
+        };
+        match req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn take_reader(
+        &self,
+        member: &Member,
+        owner: &str,
+        now_ms: i64,
+        until: i64,
+    ) -> Result<ReaderLease, PortError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::reader_key(member)))
+            .update_expression("SET holder = :me, holderUntil = :until")
+            .condition_expression("attribute_not_exists(holder) OR holder = :me OR holderUntil < :now")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(ReaderLease::Taken)
+            }
+            Err(e) if is_condition_failed(&e) => {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::reader_key(member)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetItem", e))?
+                    .item
+                    .unwrap_or_default();
+                let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let until =
+                    item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(now_ms);
+                Ok(ReaderLease::Busy { holder, until })
+            }
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn release_reader(&self, member: &Member, owner: &str) -> Result<(), PortError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::reader_key(member)))
+            .update_expression("REMOVE holder, holderUntil")
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(())
+            }
+            // Taken over after it expired, or given back already.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    async fn members(&self) -> Result<Vec<MemberRecord>, PortError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(MEMBERS_PK))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("Query", e))?;
+            self.meter.add_read(page.consumed_capacity());
+            out.extend(page.items().iter().filter_map(record));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,174 @@
+//! The member: one AWS account in one region, the unit Device Defender audits (its
+//! configuration, scheduled audits, quotas and 90-day findings are all per account and region).
+//!
+//! A hub ingests the audits of many members. Task ids are unique only within a member (AWS
+//! promises nothing more), so everything the hub stores is keyed by member as well:
+//! [`Member::key_prefix`]. The hub's own account-region (the *home* member) keeps unprefixed
+//! keys, so a single-account deployment reads and writes exactly what it always did; no other
+//! member's key can equal a home key because task ids and scheduled audit names never contain
+//! `#` (their patterns are `[a-zA-Z0-9-]+` and `[a-zA-Z0-9_-]+`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One account-region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// 12-digit account id.
+    pub account_id: String,
+    /// Region code, e.g. `eu-west-1`.
+    pub region: String,
+}
+
+/// Why a string does not name a member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("account id '{0}' is not 12 digits")]
+    BadAccount(String),
+    #[error("region '{0}' is not a region code (like eu-west-1)")]
+    BadRegion(String),
+    #[error("'{0}' is not an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)")]
+    BadTopicArn(String),
+    #[error("'{0}' is not ACCOUNT:REGION (like 111122223333:eu-west-1)")]
+    BadPair(String),
+}
+
+/// Whether `s` looks like a region code: lowercase letters and digits in dash-separated parts,
+/// at least three (`us-east-1`, `us-gov-west-1`, `cn-north-1`), ending in a number.
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+impl Member {
+    /// A member, checked: 12 digits and a region code.
+    pub fn new(account_id: &str, region: &str) -> Result<Member, MemberError> {
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MemberError::BadAccount(account_id.chars().take(40).collect()));
+        }
+        if !is_region(region) {
+            return Err(MemberError::BadRegion(region.chars().take(40).collect()));
+        }
+        Ok(Member { account_id: account_id.into(), region: region.into() })
+    }
+
+    /// The account-region of an SNS topic: `arn:<partition>:sns:<region>:<account>:<name>`.
+    pub fn of_topic(arn: &str) -> Result<Member, MemberError> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", _, "sns", region, account, name] if !name.is_empty() => {
+                Member::new(account, region).map_err(|_| MemberError::BadTopicArn(arn.chars().take(200).collect()))
+            }
+            _ => Err(MemberError::BadTopicArn(arn.chars().take(200).collect())),
+        }
+    }
+
+    /// Parses `ACCOUNT:REGION`.
+    pub fn parse(pair: &str) -> Result<Member, MemberError> {
+        match pair.trim().split_once(':') {
+            Some((a, r)) => Member::new(a.trim(), r.trim()),
+            None => Err(MemberError::BadPair(pair.chars().take(60).collect())),
+        }
+    }
+
+    /// What every key of this member's items starts with, seen from a hub whose own
+    /// account-region is `home`: nothing for the home member, `<account>#<region>#` otherwise.
+    pub fn key_prefix(&self, home: &Member) -> String {
+        if self == home {
+            String::new()
+        } else {
+            format!("{}#{}#", self.account_id, self.region)
+        }
+    }
+
+    /// The member a key prefix names, the inverse of [`Member::key_prefix`].
+    pub fn from_key_prefix(prefix: &str, home: &Member) -> Option<Member> {
+        if prefix.is_empty() {
+            return Some(home.clone());
+        }
+        let (account, rest) = prefix.strip_suffix('#')?.split_once('#')?;
+        Member::new(account, rest).ok()
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.account_id, self.region)
+    }
+}
+
+/// Parses a list of members, `ACCOUNT:REGION` separated by commas or whitespace (empty: none).
+pub fn parse_members(list: &str) -> Result<Vec<Member>, MemberError> {
+    let mut out: Vec<Member> = list
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(Member::parse)
+        .collect::<Result<_, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(a: &str, r: &str) -> Member {
+        Member::new(a, r).unwrap()
+    }
+
+    #[test]
+    fn members_are_checked_and_named_in_errors() {
+        assert_eq!(m("111122223333", "eu-west-1").to_string(), "111122223333:eu-west-1");
+        assert!(matches!(Member::new("1111", "eu-west-1"), Err(MemberError::BadAccount(a)) if a == "1111"));
+        assert!(matches!(Member::new("11112222333x", "eu-west-1"), Err(MemberError::BadAccount(_))));
+        for bad in ["", "eu", "EU-WEST-1", "eu-west", "eu--1", "eu-west-1a"] {
+            assert!(matches!(Member::new("111122223333", bad), Err(MemberError::BadRegion(_))), "{bad}");
+        }
+        assert!(is_region("us-gov-west-1") && is_region("cn-north-1") && is_region("ap-southeast-5"));
+    }
+
+    #[test]
+    fn the_topic_arn_names_the_member() {
+        assert_eq!(
+            Member::of_topic("arn:aws:sns:eu-west-1:111122223333:audit").unwrap(),
+            m("111122223333", "eu-west-1")
+        );
+        assert_eq!(
+            Member::of_topic("arn:aws-cn:sns:cn-north-1:111122223333:a:b").unwrap(),
+            m("111122223333", "cn-north-1"),
+            "names may hold colons only in the last part"
+        );
+        for bad in
+            ["", "arn:aws:sqs:eu-west-1:111122223333:q", "arn:aws:sns:eu-west-1:111122223333:", "arn:aws:sns:x:1:t"]
+        {
+            assert!(matches!(Member::of_topic(bad), Err(MemberError::BadTopicArn(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_prefixes_keep_members_apart_and_the_home_member_unprefixed() {
+        let home = m("111122223333", "us-east-1");
+        let other = m("444455556666", "us-east-1");
+        let other_region = m("111122223333", "eu-west-1");
+        assert_eq!(home.key_prefix(&home), "");
+        assert_eq!(other.key_prefix(&home), "444455556666#us-east-1#");
+        assert_ne!(other_region.key_prefix(&home), home.key_prefix(&home));
+        for member in [&home, &other, &other_region] {
+            assert_eq!(Member::from_key_prefix(&member.key_prefix(&home), &home).as_ref(), Some(member));
+        }
+        assert_eq!(Member::from_key_prefix("nonsense", &home), None);
+    }
+
+    #[test]
+    fn lists_parse_sorted_without_duplicates_and_name_a_bad_entry() {
+        let l = parse_members("444455556666:eu-west-1, 111122223333:us-east-1\n444455556666:eu-west-1").unwrap();
+        assert_eq!(l, vec![m("111122223333", "us-east-1"), m("444455556666", "eu-west-1")]);
+        assert_eq!(parse_members(" ").unwrap(), vec![]);
+        assert!(matches!(parse_members("111122223333"), Err(MemberError::BadPair(p)) if p == "111122223333"));
+        assert!(matches!(parse_members("111122223333:moon"), Err(MemberError::BadRegion(r)) if r == "moon"));
+    }
+}

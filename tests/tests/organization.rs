@@ -1,0 +1,250 @@
+//! The hub serving several member account-regions (issue #13), end to end: the emulator serves
+//! the hub's account and members (each its own Device Defender, fleet and quota; STS hands the
+//! hub credentials for the members' hub-access roles), and the audit-notification function
+//! with its real adapters ingests them into one DynamoDB Local table.
+
+use audit_shared::member::Member;
+use audit_shared::ports::{AuditReader, MemberStore};
+use audit_shared::summary::{IngestState, TaskSummary};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_iot::config::{BehaviorVersion, Credentials, Region};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use system_tests::stack::{Stack, CHECKS};
+use system_tests::{admin, run_findings};
+
+const HOME: &str = "123456789012";
+const MEMBER: &str = "444455556666";
+const MEMBER_REGION: &str = "eu-west-1";
+const ROLE_NAME: &str = "audit-hub-access";
+
+/// A hub in the emulator's default account (us-east-1) and a member in eu-west-1 whose role
+/// trusts the hub's account; `extra` adds emulator flags.
+async fn org_stack(extra: &[&str], env: &[(&str, &str)]) -> Stack {
+    let role = format!("arn:aws:iam::{MEMBER}:role/{ROLE_NAME}={HOME}");
+    let key = format!("MEMBERKEY={MEMBER}");
+    let mut args = vec!["--access-key", key.as_str(), "--role", role.as_str()];
+    args.extend_from_slice(extra);
+    let mut vars = vec![("MEMBER_ROLE_NAME", ROLE_NAME)];
+    vars.extend_from_slice(env);
+    Stack::new(&args, &vars).await
+}
+
+/// An IoT client acting in `key`'s account, in `region`.
+fn iot_as(stack: &Stack, key: &str, region: &str) -> aws_sdk_iot::Client {
+    aws_sdk_iot::Client::from_conf(
+        aws_sdk_iot::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(Credentials::new(key, "secret", None, None, "tests"))
+            .endpoint_url(&stack.url)
+            .build(),
+    )
+}
+
+async fn enable(iot: &aws_sdk_iot::Client) {
+    let mut req = iot.update_account_audit_configuration().role_arn("arn:aws:iam::444455556666:role/audit");
+    for c in CHECKS {
+        req = req.audit_check_configurations(
+            c,
+            aws_sdk_iot::types::AuditCheckConfiguration::builder().enabled(true).build(),
+        );
+    }
+    req.send().await.expect("audit configured");
+}
+
+async fn start(iot: &aws_sdk_iot::Client) -> String {
+    let ids = CHECKS.iter().map(|c| c.to_string()).collect();
+    iot.start_on_demand_audit_task().set_target_check_names(Some(ids)).send().await.unwrap().task_id.unwrap()
+}
+
+/// A member's audit notification, with the topic it would come from.
+async fn notification(stack: &Stack, member: &Member, task_id: &str) -> (String, String) {
+    let path = format!("/_emulator/notifications/{task_id}?account={}&region={}", member.account_id, member.region);
+    let message = admin(&stack.url, "GET", &path, Value::Null).await.to_string();
+    (format!("arn:aws:sns:{}:{}:audit", member.region, member.account_id), message)
+}
+
+async fn summary(stack: &Stack, prefix: &str, task_id: &str) -> Option<TaskSummary> {
+    let out = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", AttributeValue::S(format!("TASK#{prefix}{task_id}")))
+        .key("sk", AttributeValue::S("SUMMARY".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item.map(|i| serde_dynamo::from_item(i).unwrap())
+}
+
+async fn emulator_findings(iot: &aws_sdk_iot::Client, task_id: &str) -> BTreeSet<(String, String)> {
+    let all = iot.list_audit_findings().task_id(task_id).max_results(250).into_paginator().items().send();
+    let all: Vec<_> = all.collect::<Result<Vec<_>, _>>().await.unwrap();
+    all.iter()
+        .map(|f| {
+            let k = audit_shared::aws::iot::to_finding(task_id, f).key();
+            (k.check_name, k.resource_key)
+        })
+        .collect()
+}
+
+/// What the table holds for a member's task, checked exact against the emulator.
+async fn assert_stored_exactly(stack: &Stack, iot: &aws_sdk_iot::Client, member: &Member, task_id: &str) -> usize {
+    let prefix = member.key_prefix(&Member::new(HOME, "us-east-1").unwrap());
+    let s = summary(stack, &prefix, task_id).await.unwrap_or_else(|| panic!("{member}: task {task_id} stored"));
+    assert_eq!(s.ingest, IngestState::Complete, "{member}");
+    let expected = emulator_findings(iot, task_id).await;
+    let stream = format!("{prefix}{}", s.outline.audit_stream());
+    let stored = run_findings(&stack.ddb, &stack.table, &stream, s.outline.task_start_time).await;
+    assert_eq!(stored.len(), expected.len(), "{member}: no finding lost or doubled");
+    assert!(stored.into_iter().collect::<BTreeSet<_>>() == expected, "{member}: stored findings are the emulator's");
+    assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len());
+    expected.len()
+}
+
+async fn throttled(stack: &Stack, member: &Member) -> u64 {
+    let path = format!("/_emulator/throttled?account={}&region={}", member.account_id, member.region);
+    admin(&stack.url, "GET", &path, Value::Null).await["throttled"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_members_with_the_same_task_id_are_kept_apart() {
+    let stack = org_stack(&[], &[]).await;
+    let (home, member) = (Member::new(HOME, "us-east-1").unwrap(), Member::new(MEMBER, MEMBER_REGION).unwrap());
+    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    stack.configure(&CHECKS).await;
+    enable(&member_iot).await;
+    let member_task = start(&member_iot).await;
+    let home_task = stack.run_on_demand(&CHECKS).await;
+    assert_eq!(home_task, member_task, "the emulator repeats task ids across account-regions, as AWS may");
+
+    let records =
+        vec![notification(&stack, &home, &home_task).await, notification(&stack, &member, &member_task).await];
+    stack.hub_deliver(&records).await.expect("both ingested");
+
+    let home_count = assert_stored_exactly(&stack, &stack.iot, &home, &home_task).await;
+    let member_count = assert_stored_exactly(&stack, &member_iot, &member, &member_task).await;
+    assert_ne!(
+        emulator_findings(&stack.iot, &home_task).await,
+        emulator_findings(&member_iot, &member_task).await,
+        "the two fleets differ, so a mix-up would show"
+    );
+    assert!(home_count > 0 && member_count > 0);
+
+    // One digest each; the member's names its account and region, the hub's own is as before.
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 2, "one digest per member");
+    let subjects: Vec<String> = digests.iter().map(|d| d["subject"].as_str().unwrap_or_default().to_owned()).collect();
+    let tagged: Vec<&String> = subjects.iter().filter(|s| s.starts_with("[444455556666:eu-west-1] ")).collect();
+    assert_eq!(tagged.len(), 1, "{subjects:?}");
+    let member_digest = digests.iter().find(|d| d["subject"].as_str() == Some(tagged[0].as_str())).unwrap();
+    assert_eq!(member_digest["messageAttributes"]["member"]["StringValue"], json!("444455556666:eu-west-1"));
+    assert!(member_digest["message"].as_str().unwrap().contains("Account and region: 444455556666:eu-west-1"));
+
+    // The hub knows both members and when each last reported.
+    let records = stack.hub.members.members().await.unwrap();
+    let known: Vec<(String, Option<String>)> =
+        records.iter().map(|r| (r.member.to_string(), r.last_task.clone())).collect();
+    assert_eq!(
+        known,
+        vec![
+            ("123456789012:us-east-1".to_owned(), Some(home_task.clone())),
+            ("444455556666:eu-west-1".to_owned(), Some(member_task.clone()))
+        ]
+    );
+    assert!(records.iter().all(|r| r.problem.is_none()));
+
+    // A duplicate of the member's notification is recognised as such (keyed by member too).
+    let again = vec![notification(&stack, &member, &member_task).await];
+    stack.hub_deliver(&again).await.unwrap();
+    assert_eq!(stack.digests().await.len(), 2, "no second digest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_whose_role_is_missing_is_reported_while_others_ingest() {
+    const ORPHAN: &str = "555566667777";
+    let stack = org_stack(&["--access-key", "ORPHANKEY=555566667777"], &[]).await;
+    let (home, member, orphan) = (
+        Member::new(HOME, "us-east-1").unwrap(),
+        Member::new(MEMBER, MEMBER_REGION).unwrap(),
+        Member::new(ORPHAN, "us-east-1").unwrap(),
+    );
+    let (member_iot, orphan_iot) =
+        (iot_as(&stack, "MEMBERKEY", MEMBER_REGION), iot_as(&stack, "ORPHANKEY", "us-east-1"));
+    stack.configure(&CHECKS).await;
+    enable(&member_iot).await;
+    enable(&orphan_iot).await;
+    let (m, o) = (start(&member_iot).await, start(&orphan_iot).await);
+    let h = stack.run_on_demand(&CHECKS).await;
+
+    // The orphan's notification comes first in the event: it must not hold up the others,
+    // nor make Lambda retry the event (a missing role is not fixed by retrying).
+    let records = vec![
+        notification(&stack, &orphan, &o).await,
+        notification(&stack, &home, &h).await,
+        notification(&stack, &member, &m).await,
+    ];
+    stack.hub_deliver(&records).await.expect("no retry for a member that cannot be read");
+    assert_stored_exactly(&stack, &stack.iot, &home, &h).await;
+    assert_stored_exactly(&stack, &member_iot, &member, &m).await;
+    assert!(summary(&stack, &orphan.key_prefix(&home), &o).await.is_none(), "nothing stored for the orphan");
+
+    let records = stack.hub.members.members().await.unwrap();
+    let rec = records.iter().find(|r| r.member == orphan).expect("the orphan is recorded");
+    let problem = rec.problem.as_deref().expect("with its problem");
+    assert!(
+        problem.contains(ORPHAN) && problem.contains("AccessDenied") && problem.contains(ROLE_NAME),
+        "the reason names the account, the role and STS's answer: {problem}"
+    );
+    assert_eq!(rec.last_task.as_deref(), Some(o.as_str()), "its notification did arrive");
+    assert!(records.iter().filter(|r| r.member != orphan).all(|r| r.problem.is_none()));
+    assert_eq!(stack.digests().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_reader_per_member_keeps_concurrent_audits_within_its_quota() {
+    // Each account-region at AWS's quota (ListAuditFindings 10/s, a bucket of 10), the hub
+    // pacing each reader at 10/s: two readers of one member at once would exceed it.
+    let stack = org_stack(&["--rate-limits", "--fleet-devices", "12000"], &[("FINDINGS_RATE_LIMIT", "10")]).await;
+    let member = Member::new(MEMBER, MEMBER_REGION).unwrap();
+    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    enable(&member_iot).await;
+    // Two audit streams (two runs of one stream would be applied one after the other anyway).
+    for name in ["daily-a", "daily-b"] {
+        member_iot
+            .create_scheduled_audit()
+            .scheduled_audit_name(name)
+            .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
+            .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+    let ended: Vec<String> = r["tasksEndedIn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["account"] == MEMBER)
+        .map(|t| t["taskId"].as_str().unwrap().to_owned())
+        .collect();
+    let [first, second] = <[String; 2]>::try_from(ended).expect("both scheduled audits ran");
+    let (a, b) = ([notification(&stack, &member, &first).await], [notification(&stack, &member, &second).await]);
+
+    // Two invocations at once, one notification each (SNS invokes per message).
+    let (ra, rb) = tokio::join!(stack.hub_deliver(&a), stack.hub_deliver(&b));
+    ra.unwrap();
+    rb.unwrap();
+    stack.drain().await;
+    // (Before this test lists findings itself, which the same quota throttles.)
+    assert_eq!(throttled(&stack, &member).await, 0, "the member's quota was never exceeded");
+    let reader = stack.hub.ingestor(&member).await.unwrap().0;
+    assert_eq!(reader.ports.reader.throttled_attempts(), 0, "no throttle surfaced, not even a retried one");
+
+    let n1 = assert_stored_exactly(&stack, &member_iot, &member, &first).await;
+    let n2 = assert_stored_exactly(&stack, &member_iot, &member, &second).await;
+    assert!(n1 + n2 > 20 * 250, "enough pages ({n1} + {n2} findings) that two readers would have overlapped");
+    assert_eq!(stack.digests().await.len(), 2);
+}
