@@ -112,6 +112,23 @@ pub fn parse_members(list: &str) -> Result<Vec<Member>, MemberError> {
     Ok(out)
 }
 
+/// Parses account names, `111122223333=payments-prod,…` (empty: none); an error names the bad
+/// entry.
+pub fn parse_account_names(list: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut names = std::collections::BTreeMap::new();
+    for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+        match pair.split_once('=').map(|(a, n)| (a.trim(), n.trim())) {
+            Some((account, name))
+                if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() =>
+            {
+                names.insert(account.to_owned(), name.to_owned());
+            }
+            _ => return Err(format!("'{}' is not a 12-digit account id = a name", pair.trim())),
+        }
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +178,15 @@ mod tests {
             assert_eq!(Member::from_key_prefix(&member.key_prefix(&home), &home).as_ref(), Some(member));
         }
         assert_eq!(Member::from_key_prefix("nonsense", &home), None);
+    }
+
+    #[test]
+    fn account_names_parse_and_a_bad_entry_is_named() {
+        let n = parse_account_names("111122223333=payments-prod, 444455556666 = fleet eu,").unwrap();
+        assert_eq!(n.get("444455556666").map(String::as_str), Some("fleet eu"));
+        assert_eq!(n.len(), 2);
+        assert!(parse_account_names("1234=short").unwrap_err().contains("'1234=short'"));
+        assert!(parse_account_names("111122223333=").is_err());
     }
 
     #[test]

@@ -342,9 +342,13 @@ pub struct MemberRecord {
     pub member: crate::member::Member,
     /// When its last audit notification arrived (epoch ms).
     pub last_notified: Option<i64>,
-    /// That notification's task and audit stream.
+    /// Start of the latest audit it notified (epoch ms): what silence is measured from.
+    pub last_audit_start: Option<i64>,
+    /// That audit's task and stream.
     pub last_task: Option<String>,
     pub last_stream: Option<String>,
+    /// Every audit stream it ever notified.
+    pub streams: Vec<String>,
     /// Why its findings could not be read the last time they were tried (its role cannot be
     /// assumed, …), and when; cleared by the next read that works.
     pub problem: Option<String>,
@@ -365,12 +369,14 @@ pub enum ReaderLease {
 /// notification, what is wrong with one, and which invocation reads each (the per account-region
 /// quota of ListAuditFindings belongs to one reader at a time).
 pub trait MemberStore: Send + Sync {
-    /// Records that `member`'s audit `task_id` of `stream` was notified at `at_ms`.
+    /// Records that `member`'s audit `task_id` of `stream`, started at `task_start`, was
+    /// notified at `at_ms`.
     fn note_notification(
         &self,
         member: &crate::member::Member,
         task_id: &str,
         stream: &str,
+        task_start: i64,
         at_ms: i64,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Records a problem with `member` (`Some`), or that it is gone (`None`).
@@ -397,6 +403,24 @@ pub trait MemberStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Every member recorded, by account and region.
     fn members(&self) -> impl Future<Output = Result<Vec<MemberRecord>, PortError>> + Send;
+}
+
+/// What the organization roll-up reads and keeps (in the findings table).
+pub trait RollupStore: Send + Sync {
+    /// The runs of `member`'s `stream`, newest first: every one started after `since`, and
+    /// those before it down to the first COMPLETED one (at most `limit` in all), with their
+    /// digests' counts.
+    fn stream_runs(
+        &self,
+        member: &crate::member::Member,
+        stream: &str,
+        since: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::rollup::RunDigest>, PortError>> + Send;
+    /// When the last roll-up was made (epoch ms).
+    fn last_rollup(&self) -> impl Future<Output = Result<Option<i64>, PortError>> + Send;
+    /// Keeps a roll-up (the next one counts new and resolved from its time).
+    fn save_rollup(&self, rollup: &crate::rollup::Rollup) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// The digest SNS topic.

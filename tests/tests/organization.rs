@@ -248,3 +248,133 @@ async fn one_reader_per_member_keeps_concurrent_audits_within_its_quota() {
     assert!(n1 + n2 > 20 * 250, "enough pages ({n1} + {n2} findings) that two readers would have overlapped");
     assert_eq!(stack.digests().await.len(), 2);
 }
+
+/// Creates the daily scheduled audit `daily` through `iot`.
+async fn daily(iot: &aws_sdk_iot::Client) {
+    iot.create_scheduled_audit()
+        .scheduled_audit_name("daily")
+        .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
+        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Advances to the next scheduled runs; the tasks that ended, by member.
+async fn next_runs(stack: &Stack) -> Vec<(Member, String)> {
+    let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+    r["tasksEndedIn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let m = Member::new(t["account"].as_str().unwrap(), t["region"].as_str().unwrap()).unwrap();
+            (m, t["taskId"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+async fn virtual_now(stack: &Stack) -> i64 {
+    let c = admin(&stack.url, "GET", "/_emulator/clock", Value::Null).await;
+    (c["now"].as_f64().unwrap() * 1000.0) as i64
+}
+
+/// A task's stored digest item.
+async fn stored_digest(stack: &Stack, prefix: &str, task_id: &str) -> Value {
+    let out = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", AttributeValue::S(format!("TASK#{prefix}{task_id}")))
+        .key("sk", AttributeValue::S("DIGEST".into()))
+        .send()
+        .await
+        .unwrap();
+    serde_dynamo::from_item(out.item.expect("digest stored")).unwrap()
+}
+
+/// Per severity, summed over `digests` (their `severities` lines' `field`).
+fn digest_sum(digests: &[&Value], field: &str) -> audit_shared::rollup::Counts {
+    let mut out = audit_shared::rollup::Counts::new();
+    for d in digests {
+        for line in d["severities"].as_array().unwrap() {
+            let n = line[field].as_u64().unwrap();
+            if n > 0 {
+                *out.entry(line["severity"].as_str().unwrap().to_owned()).or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
+    let stack = org_stack(&[], &[]).await;
+    let (home, member) = (Member::new(HOME, "us-east-1").unwrap(), Member::new(MEMBER, MEMBER_REGION).unwrap());
+    let never = Member::new("777788889999", "us-west-2").unwrap();
+    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    stack.configure(&CHECKS).await;
+    enable(&member_iot).await;
+    daily(&stack.iot).await;
+    daily(&member_iot).await;
+    let env = [
+        ("TABLE_NAME", stack.table.clone()),
+        ("DIGEST_TOPIC_ARN", stack.digest_topic.clone()),
+        ("EXPECTED_MEMBERS", format!("{never}, {member}")),
+        ("SILENT_AFTER_HOURS", "20".into()),
+        ("ACCOUNT_NAMES", format!("{MEMBER}=fleet-eu")),
+    ];
+    let config =
+        org_rollup::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let store =
+        audit_shared::aws::dynamodb::DynamoRollupStore::new(stack.ddb.clone(), stack.table.clone(), 400, home.clone());
+    let members =
+        audit_shared::aws::dynamodb::DynamoMemberStore::new(stack.ddb.clone(), stack.table.clone(), store.meter());
+    let publisher =
+        audit_shared::aws::sns::SnsDigestPublisher::new(stack.clients.sns.clone(), stack.digest_topic.clone());
+
+    // Day 1: both members audit and report.
+    let day1 = next_runs(&stack).await;
+    assert_eq!(day1.len(), 2, "{day1:?}");
+    let mut records = Vec::new();
+    for (m, t) in &day1 {
+        records.push(notification(&stack, m, t).await);
+    }
+    stack.hub_deliver(&records).await.unwrap();
+    let first = org_rollup::roll_up(&members, &store, &publisher, &config, virtual_now(&stack).await).await.unwrap();
+    let silent: Vec<String> = first.silent().map(|m| m.label()).collect();
+    assert_eq!(silent, vec!["777788889999 us-west-2"], "only the member that never reported");
+
+    // Day 2: both audit, but only the hub's own notification arrives (the member's path broke).
+    let day2 = next_runs(&stack).await;
+    let home_task = &day2.iter().find(|(m, _)| *m == home).unwrap().1;
+    stack.hub_deliver(&[notification(&stack, &home, home_task).await]).await.unwrap();
+    let now = virtual_now(&stack).await;
+    let r = org_rollup::roll_up(&members, &store, &publisher, &config, now).await.unwrap();
+    assert_eq!(r.since, first.at, "new and resolved count from the last roll-up");
+
+    // Per member: the open findings of its latest ingested run, as its digest said.
+    let member_task = &day1.iter().find(|(m, _)| *m == member).unwrap().1;
+    let latest_home = stored_digest(&stack, &home.key_prefix(&home), home_task).await;
+    let latest_member = stored_digest(&stack, &member.key_prefix(&home), member_task).await;
+    let (latest_home, latest_member) = (&latest_home, &latest_member);
+    let line = |m: &Member| r.members.iter().find(|l| l.account_id == m.account_id && l.region == m.region).unwrap();
+    assert_eq!(line(&home).open, digest_sum(&[latest_home], "open"));
+    assert_eq!(line(&member).open, digest_sum(&[latest_member], "open"));
+    assert_eq!(line(&member).name.as_deref(), Some("fleet-eu"));
+    assert_eq!(r.open, digest_sum(&[latest_home, latest_member], "open"), "the totals are the members' sums");
+    assert_eq!(r.new, digest_sum(&[latest_home], "new"), "only day 2's run started since the last roll-up");
+    assert_eq!(r.resolved, digest_sum(&[latest_home], "resolved"));
+    assert!(r.resolved.values().sum::<u64>() > 0, "the fleet drifted, so day 2 resolved some");
+
+    // Silent: the member whose notifications stopped, and the one that never sent any.
+    let silent: Vec<String> = r.silent().map(|m| m.label()).collect();
+    assert_eq!(silent, vec!["fleet-eu (444455556666) eu-west-1", "777788889999 us-west-2"]);
+    let published = stack.digests().await;
+    let sent = published.last().unwrap();
+    assert_eq!(sent["subject"].as_str().unwrap(), r.subject());
+    let text = sent["message"].as_str().unwrap();
+    assert!(text.contains("fleet-eu (444455556666) eu-west-1: last audit"), "{text}");
+    assert!(text.contains("777788889999 us-west-2: never"), "{text}");
+    assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
+}

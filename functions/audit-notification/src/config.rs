@@ -94,24 +94,12 @@ impl Config {
                 });
             }
         }
-        let mut account_names = std::collections::BTreeMap::new();
-        for pair in env.optional("ACCOUNT_NAMES").unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
-            let named = pair.split_once('=').map(|(a, n)| (a.trim(), n.trim()));
-            match named {
-                Some((account, name))
-                    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() =>
-                {
-                    account_names.insert(account.to_owned(), name.to_owned());
-                }
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "ACCOUNT_NAMES",
-                        value: pair.to_owned(),
-                        why: "each entry is a 12-digit account id = a name".into(),
-                    })
-                }
-            }
-        }
+        let names = env.optional("ACCOUNT_NAMES").unwrap_or_default();
+        let account_names = audit_shared::member::parse_account_names(&names).map_err(|why| ConfigError::Invalid {
+            name: "ACCOUNT_NAMES",
+            value: names.clone(),
+            why,
+        })?;
         Ok(Config {
             account_names,
             table_name: env.required("TABLE_NAME")?,

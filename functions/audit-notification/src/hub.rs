@@ -84,7 +84,7 @@ where
         let now = now_ms();
         if let Work::Notification(n) = &work {
             let stream = n.scheduled_audit_name.as_deref().unwrap_or(audit_shared::summary::ON_DEMAND_STREAM);
-            self.members.note_notification(member, &n.task_id, stream, now).await?;
+            self.members.note_notification(member, &n.task_id, stream, n.task_start_time, now).await?;
         }
         let (ingestor, opened) = match self.ingestor(member).await {
             Ok(i) => i,

@@ -10,13 +10,10 @@ use crate::lifecycle::{shard_of, OpenEpisode, EPISODE_SHARDS};
 use crate::ports::{Cursor, Episode, EpisodeStore, PageChanges, PortError, StreamLock};
 use crate::vocabulary::Severity;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Keys read per BatchGetItem (its limit).
 const BATCH_GET: usize = 100;
@@ -185,72 +182,28 @@ impl DynamoEpisodeStore {
 
     /// One BatchGetItem of at most 100 keys, until every key is processed.
     async fn batch_get_one(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
-        let mut found = Vec::new();
-        {
-            let mut pending = keys;
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(pending.clone()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Permanent(e.to_string()))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchGetItem", e))?;
-                self.meter.add_reads(out.consumed_capacity());
-                if let Some(mut r) = out.responses {
-                    found.extend(r.remove(&self.table).unwrap_or_default());
-                }
-                pending =
-                    out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-                attempt += 1;
-                if !pending.is_empty() {
-                    if attempt > 10 {
-                        return Err(PortError::Transient(format!(
-                            "BatchGetItem: {} keys still unprocessed after 10 retries",
-                            pending.len()
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                }
-            }
-        }
-        Ok(found)
+        super::batch_get_items(&self.client, &self.table, keys, None, &self.meter).await
     }
 
     /// Writes (puts and deletes) in BatchWriteItem requests of 25, unprocessed ones retried.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), PortError> {
         for chunk in requests.chunks(BATCH_WRITE) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
+            super::until_processed("BatchWriteItem", chunk.to_vec(), |pending| async move {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, pending.clone())
+                    .request_items(&self.table, pending)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| classify("BatchWriteItem", e))?;
                 self.meter.add_writes(out.consumed_capacity());
-                pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                attempt += 1;
-                if !pending.is_empty() {
-                    if attempt > 10 {
-                        return Err(PortError::Transient(format!(
-                            "BatchWriteItem: {} items still unprocessed after 10 retries",
-                            pending.len()
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                }
-            }
+                Ok((
+                    Vec::<()>::new(),
+                    out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default(),
+                ))
+            })
+            .await?;
         }
         Ok(())
     }

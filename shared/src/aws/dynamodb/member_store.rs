@@ -15,7 +15,7 @@ use super::{is_condition_failed, key, n, s, CapacityMeter, Item};
 use crate::aws::classify;
 use crate::member::Member;
 use crate::ports::{MemberRecord, MemberStore, PortError, ReaderLease};
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use std::sync::Arc;
 
 /// Partition of the member records.
@@ -50,8 +50,10 @@ fn record(item: &Item) -> Option<MemberRecord> {
     Some(MemberRecord {
         member: Member::parse(&text("sk")?).ok()?,
         last_notified: number("lastNotified"),
+        last_audit_start: number("lastAuditStart"),
         last_task: text("lastTask"),
         last_stream: text("lastStream"),
+        streams: item.get("streams").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default(),
         problem: text("problem"),
         problem_at: number("problemAt"),
     })
@@ -63,30 +65,40 @@ impl MemberStore for DynamoMemberStore {
         member: &Member,
         task_id: &str,
         stream: &str,
+        task_start: i64,
         at_ms: i64,
     ) -> Result<(), PortError> {
-        // A late duplicate never moves the time back.
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::record_key(member)))
-            .update_expression("SET lastNotified = :at, lastTask = :task, lastStream = :stream")
-            .condition_expression("attribute_not_exists(lastNotified) OR lastNotified <= :at")
-            .expression_attribute_values(":at", n(at_ms))
-            .expression_attribute_values(":task", s(task_id))
-            .expression_attribute_values(":stream", s(stream))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(())
+        let update = |latest: bool| {
+            let req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::record_key(member)))
+                .expression_attribute_values(":at", n(at_ms))
+                .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            match latest {
+                // The latest audit so far: it becomes the member's last.
+                true => req
+                    .update_expression(
+                        "SET lastNotified = :at, lastAuditStart = :start, lastTask = :task, lastStream = :stream \
+                         ADD streams :streams",
+                    )
+                    .condition_expression("attribute_not_exists(lastAuditStart) OR lastAuditStart <= :start")
+                    .expression_attribute_values(":start", n(task_start))
+                    .expression_attribute_values(":task", s(task_id))
+                    .expression_attribute_values(":stream", s(stream)),
+                // An older audit notified late (a retry, the sweeper): only its stream and the time.
+                false => req.update_expression("SET lastNotified = :at ADD streams :streams"),
             }
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+        };
+        let out = match update(true).send().await {
+            Ok(out) => out,
+            Err(e) if is_condition_failed(&e) => update(false).send().await.map_err(|e| classify("UpdateItem", e))?,
+            Err(e) => return Err(classify("UpdateItem", e)),
+        };
+        self.meter.add_write(out.consumed_capacity());
+        Ok(())
     }
 
     async fn note_problem(&self, member: &Member, problem: Option<&str>, at_ms: i64) -> Result<(), PortError> {

@@ -16,6 +16,7 @@
 //! | stream head | `EP#<stream>` | `HEAD` | the last applied run, and the run holding the stream |
 //! | member | `MEMBERS` | `<account>:<region>` | one per member account-region: last notification, last problem (the roll-up reads them) |
 //! | reader lease | `MEMBER#<account>:<region>` | `READER` | the one invocation reading the member's findings (its ListAuditFindings quota) |
+//! | roll-up | `ROLLUP` | `<ms, 13 digits>` | one per organization roll-up: its time and totals (the next counts new/resolved from it) |
 //! | setup record | `CONFIG#<stackId>` | `STATE` | config-sync's last applied setup, owned audits and suppressions |
 //! | drift record | `CONFIG#<stackId>` | `DRIFT#<ms>` | one per drift check that found differences |
 //! | start claim | `CONFIG#START` | `<requestId>` | one on-demand audit per CloudFormation request |
@@ -28,11 +29,13 @@
 
 pub mod episode_store;
 mod member_store;
+mod rollup_store;
 mod setup_store;
 mod task_store;
 
 pub use episode_store::DynamoEpisodeStore;
 pub use member_store::DynamoMemberStore;
+pub use rollup_store::DynamoRollupStore;
 pub use setup_store::DynamoSetupStore;
 pub use task_store::DynamoTaskStore;
 
@@ -154,6 +157,70 @@ pub(super) async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: It
 
 pub(super) fn to_attr<T: serde::Serialize>(v: &T) -> Result<AttributeValue, PortError> {
     serde_dynamo::to_attribute_value(v).map_err(|e| PortError::Permanent(e.to_string()))
+}
+
+/// Runs a batch call until nothing is left unprocessed: `call` sends what is pending and returns
+/// what it got back and what DynamoDB left unprocessed; retried 10 times with exponential
+/// backoff (AWS's advice for `UnprocessedKeys`/`UnprocessedItems`), then a transient error
+/// naming `op`. Returns everything got back.
+pub(super) async fn until_processed<T, R, Fut>(
+    op: &str,
+    mut pending: Vec<T>,
+    mut call: impl FnMut(Vec<T>) -> Fut,
+) -> Result<Vec<R>, PortError>
+where
+    Fut: std::future::Future<Output = Result<(Vec<R>, Vec<T>), PortError>>,
+{
+    let (mut got, mut attempt) = (Vec::new(), 0u32);
+    while !pending.is_empty() {
+        let (more, left) = call(pending).await?;
+        got.extend(more);
+        pending = left;
+        attempt += 1;
+        if !pending.is_empty() {
+            if attempt > 10 {
+                return Err(PortError::Transient(format!(
+                    "{op}: {} still unprocessed after 10 retries",
+                    pending.len()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+        }
+    }
+    Ok(got)
+}
+
+/// One BatchGetItem of at most 100 keys (strongly consistent, only `projection` when given),
+/// until every key is processed; capacity counted on `meter`.
+pub(super) async fn batch_get_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+    meter: &CapacityMeter,
+) -> Result<Vec<Item>, PortError> {
+    use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
+    until_processed("BatchGetItem", keys, |pending| {
+        let ka = KeysAndAttributes::builder()
+            .set_keys(Some(pending))
+            .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_owned))
+            .build()
+            .map_err(|e| PortError::Permanent(e.to_string()));
+        async move {
+            let out = client
+                .batch_get_item()
+                .request_items(table, ka?)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", e))?;
+            meter.add_reads(out.consumed_capacity());
+            let found = out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default();
+            Ok((found, out.unprocessed_keys.and_then(|mut m| m.remove(table)).map(|k| k.keys).unwrap_or_default()))
+        }
+    })
+    .await
 }
 
 /// Creates the table as `template.yaml` declares it (keys, the `byResource` index, on-demand

@@ -1,0 +1,36 @@
+#![recursion_limit = "256"]
+//! Lambda entry point: builds the clients once, then rolls up on every scheduled invocation.
+
+use audit_shared::aws::dynamodb::{DynamoMemberStore, DynamoRollupStore};
+use audit_shared::aws::lambda::{init_logging, sdk_config};
+use audit_shared::aws::sns::SnsDigestPublisher;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use org_rollup::Config;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging("info");
+    let config = Arc::new(Config::from_lookup(|k| std::env::var(k).ok())?);
+    let sdk = sdk_config(config.max_attempts).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = Arc::new(DynamoRollupStore::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        config.retention_days,
+        config.home.clone(),
+    ));
+    let members = Arc::new(DynamoMemberStore::new(ddb, config.table_name.clone(), store.meter()));
+    let publisher = Arc::new(SnsDigestPublisher::new(aws_sdk_sns::Client::new(&sdk), config.digest_topic_arn.clone()));
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+        let (members, store, publisher, config) = (members.clone(), store.clone(), publisher.clone(), config.clone());
+        async move {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+            let r = org_rollup::roll_up(&*members, &*store, &*publisher, &config, now).await?;
+            Ok::<_, Error>(json!({ "members": r.members.len(), "silent": r.silent().count(), "unreadable": r.with_problems().count() }))
+        }
+    }))
+    .await
+}
