@@ -2,10 +2,10 @@
 
 use crate::output::Rows;
 use crate::{Cli, Command};
-use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoTaskStore};
+use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoTaskStore};
 use audit_shared::history::{open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::{fmt_age, DAY_MS};
-use audit_shared::ports::{Episode, PortError, TaskStore};
+use audit_shared::ports::{Episode, MemberStore, PortError, TaskStore};
 use audit_shared::Severity;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,10 +68,29 @@ const EPISODE_COLUMNS: [&str; 9] =
 
 /// Runs the command of `cli`.
 pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, CommandError> {
-    let tasks = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
-    let store = DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter());
+    // A member's keys start with its account and region (the hub's own are unprefixed).
+    let prefix = cli.member.as_ref().map_or_else(String::new, |m| format!("{}#{}#", m.account_id, m.region));
+    let tasks = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400).for_member(prefix.clone());
+    let store = DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter()).for_member(prefix);
     let now = cli.at.map_or_else(now_ms, |t| t.timestamp_millis());
     match &cli.command {
+        Command::Members => {
+            let members = DynamoMemberStore::new(client.clone(), cli.table.clone(), tasks.meter()).members().await?;
+            let mut rows =
+                Rows::new(&["account", "region", "last_audit", "last_task", "notified", "streams", "problem"]);
+            for m in members {
+                rows.push(vec![
+                    m.member.account_id,
+                    m.member.region,
+                    m.last_audit_start.map(day).unwrap_or_default(),
+                    m.last_task.unwrap_or_default(),
+                    m.last_notified.map(day).unwrap_or_default(),
+                    m.streams.join(" "),
+                    m.problem.unwrap_or_default(),
+                ]);
+            }
+            Ok(rows)
+        }
         Command::Runs { audit, limit } => {
             let runs = tasks.recent_runs(audit, i64::MAX, *limit).await?;
             let mut rows = Rows::new(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);

@@ -32,8 +32,15 @@ pub struct Cli {
     /// No progress lines on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// A hub's member account-region (ACCOUNT:REGION) to ask about; omit for the hub's own.
+    #[arg(long, global = true, value_parser = parse_member)]
+    member: Option<audit_shared::member::Member>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_member(s: &str) -> Result<audit_shared::member::Member, String> {
+    audit_shared::member::Member::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_deadlines(s: &str) -> Result<Deadlines, String> {
@@ -95,6 +102,9 @@ pub enum Command {
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
     },
+    /// The member account-regions a hub serves: latest audit, when notified, streams, and why
+    /// one cannot be read.
+    Members,
 }
 
 #[tokio::main]

@@ -174,6 +174,23 @@ pub async fn count_open(ddb: &aws_sdk_dynamodb::Client, table: &str, stream: &st
     total
 }
 
+/// Runs the `audit-history` binary with `args` against `table` in DynamoDB Local (`env` added);
+/// its stdout, after checking it succeeded.
+pub fn audit_history(table: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(debug_bin("audit-history"))
+        .args(args)
+        .env("TABLE_NAME", table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("audit-history runs (cargo build --workspace builds it)");
+    assert!(out.status.success(), "audit-history {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// SDK configuration with dummy credentials, a fixed region, and `retries` attempts (adaptive).
 pub async fn sdk(retries: u32) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

@@ -13,18 +13,7 @@ const DEADLINES: &str = "CRITICAL=2,HIGH=3,MEDIUM=4,LOW=5";
 
 /// Runs `audit-history` with `args` against the stack's table; its stdout.
 fn cli(stack: &Stack, args: &[&str]) -> String {
-    let out = std::process::Command::new(debug_bin("audit-history"))
-        .args(args)
-        .env("TABLE_NAME", &stack.table)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("OVERDUE_DAYS", DEADLINES)
-        .output()
-        .expect("audit-history runs (cargo build --workspace builds it)");
-    assert!(out.status.success(), "audit-history {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    system_tests::audit_history(&stack.table, args, &[("OVERDUE_DAYS", DEADLINES)])
 }
 
 fn json_rows(stack: &Stack, args: &[&str]) -> Vec<Value> {

@@ -156,6 +156,17 @@ async fn two_members_with_the_same_task_id_are_kept_apart() {
     );
     assert!(records.iter().all(|r| r.problem.is_none()));
 
+    // The history CLI answers per member: the same task id, two different answers.
+    let task_rows = |member: Option<&str>| {
+        let mut args = vec!["-o", "csv", "task", home_task.as_str()];
+        args.extend(member.map(|m| ["--member", m]).into_iter().flatten());
+        system_tests::audit_history(&stack.table, &args, &[]).lines().count() - 1
+    };
+    assert_eq!(task_rows(None), home_count);
+    assert_eq!(task_rows(Some("444455556666:eu-west-1")), member_count);
+    let members = system_tests::audit_history(&stack.table, &["-o", "csv", "members"], &[]);
+    assert!(members.contains("444455556666,eu-west-1,") && members.contains(&member_task), "{members}");
+
     // A duplicate of the member's notification is recognised as such (keyed by member too).
     let again = vec![notification(&stack, &member, &member_task).await];
     stack.hub_deliver(&again).await.unwrap();
