@@ -28,7 +28,7 @@ $(VENV)/.installed: $(PY_REQUIREMENTS)
 	touch $@
 
 template-lint: $(VENV)/.installed
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml member.yaml
 	$(VENV)/bin/sam validate --lint --region us-east-1
 	$(VENV)/bin/python tests/python/template_rules.py --self-test template.yaml
 

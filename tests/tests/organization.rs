@@ -21,7 +21,7 @@ const ROLE_NAME: &str = "audit-hub-access";
 /// A hub in the emulator's default account (us-east-1) and a member in eu-west-1 whose role
 /// trusts the hub's account; `extra` adds emulator flags.
 async fn org_stack(extra: &[&str], env: &[(&str, &str)]) -> Stack {
-    let role = format!("arn:aws:iam::{MEMBER}:role/{ROLE_NAME}={HOME}");
+    let role = format!("arn:aws:iam::{MEMBER}:role/{ROLE_NAME}-{MEMBER_REGION}={HOME}");
     let key = format!("MEMBERKEY={MEMBER}");
     let mut args = vec!["--access-key", key.as_str(), "--role", role.as_str()];
     args.extend_from_slice(extra);

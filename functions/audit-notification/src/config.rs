@@ -42,8 +42,8 @@ pub struct Config {
     /// topic lives in the hub).
     pub home: Member,
     pub partition: String,
-    /// `MEMBER_ROLE_NAME` (optional): the role the hub assumes in every other member account.
-    /// Unset: only the hub's own account-region is read.
+    /// `MEMBER_ROLE_NAME` (optional): the hub assumes `<name>-<region>` in every other member
+    /// account-region (member.yaml's role). Unset: only the hub's own account-region is read.
     pub member_role_name: Option<String>,
     /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`): names digests give accounts.
     pub account_names: std::collections::BTreeMap<String, String>,
@@ -84,13 +84,13 @@ impl Config {
         let partition = digest_topic_arn.split(':').nth(1).unwrap_or("aws").to_owned();
         let member_role_name = env.optional("MEMBER_ROLE_NAME").filter(|v| !v.is_empty());
         if let Some(name) = &member_role_name {
-            let ok = (1..=64).contains(&name.len())
+            let ok = (1..=48).contains(&name.len())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
             if !ok {
                 return Err(ConfigError::Invalid {
                     name: "MEMBER_ROLE_NAME",
                     value: name.clone(),
-                    why: "an IAM role name is 1-64 of letters, digits and +=,.@_-".into(),
+                    why: "1-48 of letters, digits and +=,.@_- (the role is <name>-<region>, at most 64)".into(),
                 });
             }
         }

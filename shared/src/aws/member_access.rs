@@ -50,10 +50,11 @@ impl MemberAccess {
         &self.home
     }
 
-    /// The role the hub assumes in `member`.
+    /// The role the hub assumes in `member`: `<role name>-<region>` (member.yaml creates one per
+    /// region, IAM names being global to an account).
     pub fn role_arn(&self, member: &Member) -> Option<String> {
         let name = self.role_name.as_ref()?;
-        Some(format!("arn:{}:iam::{}:role/{name}", self.partition, member.account_id))
+        Some(format!("arn:{}:iam::{}:role/{name}-{}", self.partition, member.account_id, member.region))
     }
 
     /// An IoT client for `member`: the hub's own client configuration for the hub's
