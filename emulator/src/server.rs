@@ -159,8 +159,19 @@ impl Emulator {
     }
 
     fn deliver(self: &Arc<Self>, p: sns::Published) {
+        self.to_queues(p.to_queues);
         for sub in p.lambda_subscriptions {
             delivery::spawn(self.clone(), p.outbox_index, p.message.clone(), sub);
+        }
+    }
+
+    /// SNS messages for `sqs` subscriptions, into the emulator's queues (others are logged).
+    fn to_queues(&self, messages: Vec<(String, String)>) {
+        let mut sqs = lock(&self.sqs);
+        for (arn, body) in messages {
+            if !sqs.deliver_from_sns(&arn, body) {
+                tracing::warn!(queue = %arn, "sqs subscription to a queue the emulator does not have: not delivered");
+            }
         }
     }
 
@@ -554,6 +565,7 @@ fn sns_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller)
     let result = lock(&emu.sns).handle(params, now, &request_id, &caller.scope);
     let (status, xml) = match result {
         Ok(r) => {
+            emu.to_queues(r.to_queues);
             if let Some(p) = r.published {
                 emu.deliver(p);
             }

@@ -1,11 +1,16 @@
 //! The SNS calls a local run needs, on SNS's real wire protocol (awsQuery: form-encoded POST
 //! to `/`, XML answers), so `aws-sdk-sns` and the AWS CLI work against it: CreateTopic,
-//! DeleteTopic, ListTopics, GetTopicAttributes, Subscribe, Unsubscribe, ListSubscriptions,
-//! ListSubscriptionsByTopic, Publish.
+//! DeleteTopic, ListTopics, GetTopicAttributes, Subscribe, ConfirmSubscription, Unsubscribe,
+//! ListSubscriptions, ListSubscriptionsByTopic, Publish.
 //!
 //! Every published message (by a client or by the audit service) lands in the outbox,
 //! readable through `GET /_emulator/outbox`. Messages to a topic with `lambda` subscriptions
-//! are delivered as the SNS Lambda event by [`crate::delivery`].
+//! are delivered as the SNS Lambda event by [`crate::delivery`]; to `sqs` subscriptions of the
+//! emulator's queues as SNS's JSON envelope (`Type: Notification`, not raw). An `sqs`
+//! subscription made by another account than the queue's waits for confirmation, as in AWS
+//! ("confirmation is automatic when the queue owner creates the subscription"): a
+//! `SubscriptionConfirmation` envelope with a `Token` goes to the queue, and
+//! `ConfirmSubscription` with that token confirms it.
 
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
@@ -49,6 +54,9 @@ pub struct Subscription {
     pub topic_arn: String,
     pub protocol: String,
     pub endpoint: String,
+    /// The confirmation token, while the subscription waits for confirmation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,12 +118,44 @@ pub struct Published {
     pub outbox_index: usize,
     pub message: OutboxMessage,
     pub lambda_subscriptions: Vec<Subscription>,
+    /// SNS envelopes for `sqs` subscriptions: (queue ARN, body).
+    pub to_queues: Vec<(String, String)>,
 }
 
 /// The result of one SNS action.
 pub struct ActionResult {
     pub xml: String,
     pub published: Option<Published>,
+    /// Messages for queues the action produced besides a publication (a subscription
+    /// confirmation request): (queue ARN, body).
+    pub to_queues: Vec<(String, String)>,
+}
+
+/// SNS's JSON envelope of a message to an `sqs` subscription (not raw delivery).
+fn envelope(m: &OutboxMessage) -> String {
+    let attributes: serde_json::Map<String, serde_json::Value> = m
+        .message_attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!({ "Type": v.data_type, "Value": v.string_value })))
+        .collect();
+    let mut e = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": m.message_id,
+        "TopicArn": m.topic_arn,
+        "Message": m.message,
+        "Timestamp": m.timestamp,
+        "SignatureVersion": "1",
+        "Signature": "EMULATOR",
+        "SigningCertURL": "https://sns.amazonaws.com/emulator.pem",
+        "UnsubscribeURL": "https://sns.amazonaws.com/?Action=Unsubscribe",
+    });
+    if let Some(s) = &m.subject {
+        e["Subject"] = serde_json::json!(s);
+    }
+    if !attributes.is_empty() {
+        e["MessageAttributes"] = serde_json::Value::Object(attributes);
+    }
+    e.to_string()
 }
 
 fn escape(s: &str) -> String {
@@ -178,7 +218,7 @@ impl Sns {
             sender: true,
             message: "Missing required parameter Action".into(),
         })?;
-        let ok = |xml: String| Ok(ActionResult { xml, published: None });
+        let ok = |xml: String| Ok(ActionResult { xml, published: None, to_queues: Vec::new() });
         match action {
             "CreateTopic" => {
                 let name = required(params, "Name")?;
@@ -212,8 +252,9 @@ impl Sns {
                 let mut attrs = topic.attributes.clone();
                 attrs.insert("TopicArn".into(), topic.arn.clone());
                 attrs.insert("Owner".into(), topic.arn.split(':').nth(4).unwrap_or_default().to_owned());
-                attrs.insert("SubscriptionsConfirmed".into(), topic.subscriptions.len().to_string());
-                attrs.insert("SubscriptionsPending".into(), "0".into());
+                let pending = topic.subscriptions.iter().filter(|s| s.pending_token.is_some()).count();
+                attrs.insert("SubscriptionsConfirmed".into(), (topic.subscriptions.len() - pending).to_string());
+                attrs.insert("SubscriptionsPending".into(), pending.to_string());
                 attrs.insert("SubscriptionsDeleted".into(), "0".into());
                 let entries: String = attrs
                     .iter()
@@ -232,16 +273,55 @@ impl Sns {
                 if protocol == "lambda" && !endpoint.starts_with("arn:aws:lambda:") {
                     return Err(SnsError::invalid("Invalid parameter: a lambda Endpoint must be a Lambda function ARN"));
                 }
+                let queue_account = match protocol.as_str() {
+                    "sqs" => match endpoint.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+                        ["arn", _, "sqs", _, account, name] if !name.is_empty() => Some(account.to_string()),
+                        _ => return Err(SnsError::invalid("Invalid parameter: an sqs Endpoint must be an SQS queue ARN")),
+                    },
+                    _ => None,
+                };
                 let topic = self.topics.get_mut(&topic_arn).ok_or_else(|| SnsError::not_found("Topic does not exist"))?;
                 let existing = topic.subscriptions.iter().find(|s| s.protocol == protocol && s.endpoint == endpoint);
-                let arn = match existing {
-                    Some(s) => s.subscription_arn.clone(),
+                let mut to_queues = Vec::new();
+                let (arn, pending) = match existing {
+                    Some(s) => (s.subscription_arn.clone(), s.pending_token.is_some()),
                     None => {
                         let arn = format!("{topic_arn}:{}", uuid::Uuid::new_v4());
-                        topic.subscriptions.push(Subscription { subscription_arn: arn.clone(), topic_arn, protocol, endpoint });
-                        arn
+                        // Another account's queue: its owner confirms (the token goes to the queue).
+                        let token = queue_account.filter(|a| *a != caller.account).map(|_| {
+                            uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string()
+                        });
+                        if let Some(token) = &token {
+                            to_queues.push((endpoint.clone(), confirmation(&topic_arn, token, now_ms)));
+                        }
+                        let pending = token.is_some();
+                        topic.subscriptions.push(Subscription {
+                            subscription_arn: arn.clone(),
+                            topic_arn,
+                            protocol,
+                            endpoint,
+                            pending_token: token,
+                        });
+                        (arn, pending)
                     }
                 };
+                // As AWS: a pending subscription's ARN is given only when asked for.
+                let shown = if pending && param(params, "ReturnSubscriptionArn") != Some("true") {
+                    "pending confirmation".to_owned()
+                } else {
+                    arn
+                };
+                let xml = response(action, &format!("<SubscriptionArn>{}</SubscriptionArn>", escape(&shown)), request_id);
+                Ok(ActionResult { xml, published: None, to_queues })
+            }
+            "ConfirmSubscription" => {
+                let topic_arn = required(params, "TopicArn")?;
+                let token = required(params, "Token")?;
+                let topic = self.topics.get_mut(topic_arn).ok_or_else(|| SnsError::not_found("Topic does not exist"))?;
+                let sub = topic.subscriptions.iter_mut().find(|s| s.pending_token.as_deref() == Some(token));
+                let sub = sub.ok_or_else(|| SnsError::invalid("Invalid token"))?;
+                sub.pending_token = None;
+                let arn = sub.subscription_arn.clone();
                 ok(response(action, &format!("<SubscriptionArn>{}</SubscriptionArn>", escape(&arn)), request_id))
             }
             "Unsubscribe" => {
@@ -301,13 +381,13 @@ impl Sns {
                 }
                 let published = self.publish(topic_arn, subject.map(str::to_owned), message.to_owned(), attributes, now_ms, "client")?;
                 let xml = response(action, &format!("<MessageId>{}</MessageId>", published.message.message_id), request_id);
-                Ok(ActionResult { xml, published: Some(published) })
+                Ok(ActionResult { xml, published: Some(published), to_queues: Vec::new() })
             }
             other => Err(SnsError {
                 code: "InvalidAction",
                 status: 400,
                 sender: true,
-                message: format!("The action {other} is not valid for this endpoint (the emulator serves CreateTopic, DeleteTopic, ListTopics, GetTopicAttributes, Subscribe, Unsubscribe, ListSubscriptions, ListSubscriptionsByTopic and Publish)"),
+                message: format!("The action {other} is not valid for this endpoint (the emulator serves CreateTopic, DeleteTopic, ListTopics, GetTopicAttributes, Subscribe, ConfirmSubscription, Unsubscribe, ListSubscriptions, ListSubscriptionsByTopic and Publish)"),
             }),
         }
     }
@@ -323,8 +403,9 @@ impl Sns {
         now_ms: i64,
         source: &str,
     ) -> Result<Published, SnsError> {
-        let subs = match self.topics.get(topic_arn) {
-            Some(t) => t.subscriptions.clone(),
+        let subs: Vec<Subscription> = match self.topics.get(topic_arn) {
+            // Only confirmed subscriptions get messages.
+            Some(t) => t.subscriptions.iter().filter(|s| s.pending_token.is_none()).cloned().collect(),
             None if source == "audit" => Vec::new(),
             None => return Err(SnsError::not_found("Topic does not exist")),
         };
@@ -334,7 +415,12 @@ impl Sns {
                 subscription_arn: s.subscription_arn.clone(),
                 protocol: s.protocol.clone(),
                 endpoint: s.endpoint.clone(),
-                status: if s.protocol == "lambda" { "pending" } else { "recorded" }.into(),
+                status: match s.protocol.as_str() {
+                    "lambda" => "pending",
+                    "sqs" => "queued",
+                    _ => "recorded",
+                }
+                .into(),
                 attempts: 0,
                 last_error: None,
             })
@@ -355,10 +441,13 @@ impl Sns {
             deliveries,
         };
         self.outbox.push(message.clone());
+        let to_queues =
+            subs.iter().filter(|s| s.protocol == "sqs").map(|s| (s.endpoint.clone(), envelope(&message))).collect();
         Ok(Published {
             outbox_index: self.outbox.len() - 1,
             message,
             lambda_subscriptions: subs.into_iter().filter(|s| s.protocol == "lambda").collect(),
+            to_queues,
         })
     }
 
@@ -383,6 +472,29 @@ impl Sns {
         let next = (rest.len() > PAGE).then(|| engine.encode(rest[PAGE - 1].as_bytes()));
         Ok((rest.into_iter().take(PAGE).collect(), next))
     }
+}
+
+/// The `SubscriptionConfirmation` envelope SNS sends to a queue awaiting confirmation.
+fn confirmation(topic_arn: &str, token: &str, now_ms: i64) -> String {
+    let region = topic_arn.split(':').nth(3).unwrap_or_default();
+    let timestamp = Utc
+        .timestamp_millis_opt(now_ms)
+        .single()
+        .expect("valid time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    serde_json::json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": uuid::Uuid::new_v4().to_string(),
+        "Token": token,
+        "TopicArn": topic_arn,
+        "Message": format!("You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."),
+        "SubscribeURL": format!("https://sns.{region}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}"),
+        "Timestamp": timestamp,
+        "SignatureVersion": "1",
+        "Signature": "EMULATOR",
+        "SigningCertURL": "https://sns.amazonaws.com/emulator.pem",
+    })
+    .to_string()
 }
 
 /// Collects `prefix.N.<key>` / `prefix.N.<value>` pairs of an awsQuery map.

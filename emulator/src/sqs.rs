@@ -152,18 +152,7 @@ impl Sqs {
                 if !(0..=900).contains(&delay) {
                     return Err(SqsError::new("InvalidParameterValue", "DelaySeconds must be 0 to 900"));
                 }
-                let md5 = md5_hex(&text);
-                let id = uuid::Uuid::new_v4().to_string();
-                let sent_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-                self.queues.get_mut(&name).expect("checked").messages.push(Message {
-                    id: id.clone(),
-                    body: text,
-                    md5: md5.clone(),
-                    sent_ms,
-                    visible_at: Instant::now() + Duration::from_secs(delay as u64),
-                    receipt: None,
-                    receives: 0,
-                });
+                let (id, md5) = self.push(&name, text, Duration::from_secs(delay as u64));
                 Ok(json!({ "MessageId": id, "MD5OfMessageBody": md5 }))
             }
             "ReceiveMessage" => {
@@ -211,6 +200,38 @@ impl Sqs {
                 Ok(json!({}))
             }
             other => Err(SqsError::new("InvalidAction", format!("The action {other} is not served by the emulator"))),
+        }
+    }
+
+    /// Appends a message to queue `name` (which exists), visible after `delay`: its id and MD5.
+    fn push(&mut self, name: &str, text: String, delay: Duration) -> (String, String) {
+        let md5 = md5_hex(&text);
+        let id = uuid::Uuid::new_v4().to_string();
+        let sent_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        self.queues.get_mut(name).expect("checked").messages.push(Message {
+            id: id.clone(),
+            body: text,
+            md5: md5.clone(),
+            sent_ms,
+            visible_at: Instant::now() + delay,
+            receipt: None,
+            receives: 0,
+        });
+        (id, md5)
+    }
+
+    /// Delivers an SNS message to the queue `arn` names (as SNS does for an `sqs`
+    /// subscription): false when the emulator has no such queue.
+    pub fn deliver_from_sns(&mut self, arn: &str, body: String) -> bool {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", _, "sqs", region, account, name]
+                if *region == self.region && *account == self.account_id && self.queues.contains_key(*name) =>
+            {
+                self.push(name, body, Duration::ZERO);
+                true
+            }
+            _ => false,
         }
     }
 

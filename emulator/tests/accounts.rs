@@ -229,6 +229,81 @@ async fn topics_are_created_in_the_callers_account_region_and_subscribed_across_
     assert!(hub_topics.is_empty(), "the member's topic is not listed in the hub's account");
 }
 
+/// SNS to SQS across accounts (the hub's fan-in): the topic owner's subscription of another
+/// account's queue waits for confirmation; the queue gets a `SubscriptionConfirmation` with a
+/// token, nothing published reaches it until `ConfirmSubscription`, then every message arrives
+/// in SNS's JSON envelope with its topic ARN.
+#[tokio::test]
+async fn a_cross_account_queue_subscription_is_confirmed_by_token_then_gets_envelopes() {
+    let emu = start();
+    let sns = |key: &str, region: &str| {
+        aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::Config::builder()
+                .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+                .region(aws_sdk_sns::config::Region::new(region.to_owned()))
+                .credentials_provider(aws_sdk_sns::config::Credentials::new(key, "secret", None, None, "tests"))
+                .endpoint_url(&emu.url)
+                .build(),
+        )
+    };
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "secret", None, None, "tests"))
+            .endpoint_url(&emu.url)
+            .build(),
+    );
+    let url = sqs.create_queue().queue_name("fan-in").send().await.unwrap().queue_url.unwrap();
+    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:fan-in";
+    let member = sns("MEMBERKEY", "eu-west-1");
+    let topic = member.create_topic().name("audit").send().await.unwrap().topic_arn.unwrap();
+    let sub = member.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+    assert_eq!(sub.subscription_arn.as_deref(), Some("pending confirmation"));
+    member.publish().topic_arn(&topic).message("before").send().await.unwrap();
+
+    let receive = || async {
+        let r = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        let msgs = r.messages.unwrap_or_default();
+        for m in &msgs {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        msgs.into_iter()
+            .map(|m| serde_json::from_str::<serde_json::Value>(&m.body.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let got = receive().await;
+    assert_eq!(got.len(), 1, "only the confirmation request: {got:?}");
+    assert_eq!(got[0]["Type"], "SubscriptionConfirmation");
+    assert_eq!(got[0]["TopicArn"], topic.as_str());
+    let token = got[0]["Token"].as_str().unwrap();
+    assert!(got[0]["SubscribeURL"].as_str().unwrap().contains("Action=ConfirmSubscription"));
+
+    let bad = sns("test", "eu-west-1").confirm_subscription().topic_arn(&topic).token("forged").send().await;
+    assert!(bad.is_err(), "a wrong token confirms nothing");
+    let confirmed =
+        sns("test", "eu-west-1").confirm_subscription().topic_arn(&topic).token(token).send().await.unwrap();
+    assert!(confirmed.subscription_arn.unwrap().starts_with(&topic));
+    member.publish().topic_arn(&topic).message("after").subject("s").send().await.unwrap();
+    let got = receive().await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0]["Type"].as_str(), got[0]["Message"].as_str()), (Some("Notification"), Some("after")));
+    assert_eq!(got[0]["TopicArn"], topic.as_str());
+
+    // The queue owner's own subscription needs no confirmation.
+    let own = sns("test", "us-east-1").create_topic().name("own").send().await.unwrap().topic_arn.unwrap();
+    let sub =
+        sns("test", "us-east-1").subscribe().topic_arn(&own).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+    assert!(sub.subscription_arn.unwrap().starts_with(&own));
+    sns("test", "us-east-1").publish().topic_arn(&own).message("mine").send().await.unwrap();
+    assert_eq!(receive().await[0]["Message"], "mine");
+}
+
 #[tokio::test]
 async fn undeclared_accounts_and_bad_options_are_named() {
     let emu = start();

@@ -73,6 +73,8 @@ pub enum Rejection {
     BadContinuation(String),
     #[error("cannot tell which account-region sent task {task_id}: {why}")]
     BadMember { task_id: String, why: MemberError },
+    #[error("not an SNS message envelope: {0}")]
+    NotSnsEnvelope(String),
 }
 
 /// The member an audit notification comes from: the account that ran the audit (`accountId`)
@@ -118,6 +120,53 @@ pub fn parse_notification(message: &str) -> Result<(AuditNotification, Option<St
         return Err(Rejection::NotAuditNotification(format!("taskStartTime {} is negative", n.task_start_time)));
     }
     Ok((n, warning))
+}
+
+/// A message of a queue the function consumes: a continuation of ours, or what SNS delivers to
+/// an `sqs` subscription (its JSON envelope, not raw): a notification, or the request to
+/// confirm a subscription another account made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueMessage {
+    Continue(Continuation),
+    /// SNS `Type: Notification`: the published message and the topic it came from.
+    Notification {
+        topic_arn: String,
+        message: String,
+    },
+    /// SNS `Type: SubscriptionConfirmation`: confirm with `ConfirmSubscription(topic, token)`.
+    ConfirmSubscription {
+        topic_arn: String,
+        token: String,
+    },
+}
+
+/// Parses a queue message body: a continuation, or an SNS envelope (reference: SNS's JSON
+/// formats, `Type`, `TopicArn`, `Message`, `Token`).
+pub fn parse_queue_message(body: &str) -> Result<QueueMessage, Rejection> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    let text = |k: &str| value.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+    match text("Type").as_deref() {
+        None => parse_continuation(body).map(QueueMessage::Continue),
+        Some(kind) => {
+            let topic_arn =
+                text("TopicArn").ok_or_else(|| Rejection::NotSnsEnvelope(format!("{kind} without TopicArn")))?;
+            match kind {
+                "Notification" => {
+                    let message = text("Message")
+                        .ok_or_else(|| Rejection::NotSnsEnvelope("Notification without Message".into()))?;
+                    Ok(QueueMessage::Notification { topic_arn, message })
+                }
+                "SubscriptionConfirmation" => {
+                    let token = text("Token")
+                        .ok_or_else(|| Rejection::NotSnsEnvelope("SubscriptionConfirmation without Token".into()))?;
+                    Ok(QueueMessage::ConfirmSubscription { topic_arn, token })
+                }
+                other => Err(Rejection::NotSnsEnvelope(format!(
+                    "Type '{other}' is neither Notification nor SubscriptionConfirmation"
+                ))),
+            }
+        }
+    }
 }
 
 /// Parses the body of a continuation-queue message.
@@ -229,6 +278,37 @@ mod tests {
         assert_eq!(parse_continuation(&body).unwrap(), c);
         let bad = body.replace("444455556666", "4444");
         assert!(matches!(parse_continuation(&bad), Err(Rejection::BadMember { .. })));
+    }
+
+    #[test]
+    fn queue_messages_are_continuations_or_sns_envelopes() {
+        let c = Continuation::new("abc", "deadline");
+        let body = serde_json::to_string(&c).unwrap();
+        assert_eq!(parse_queue_message(&body).unwrap(), QueueMessage::Continue(c));
+        let topic = "arn:aws:sns:eu-west-1:444455556666:device-defender-audit-notifications";
+        let n =
+            serde_json::json!({"Type": "Notification", "MessageId": "m", "TopicArn": topic, "Message": OK}).to_string();
+        assert_eq!(
+            parse_queue_message(&n).unwrap(),
+            QueueMessage::Notification { topic_arn: topic.into(), message: OK.into() }
+        );
+        let s = serde_json::json!({"Type": "SubscriptionConfirmation", "TopicArn": topic, "Token": "t0k", "SubscribeURL": "https://x"});
+        assert_eq!(
+            parse_queue_message(&s.to_string()).unwrap(),
+            QueueMessage::ConfirmSubscription { topic_arn: topic.into(), token: "t0k".into() }
+        );
+        let u = serde_json::json!({"Type": "UnsubscribeConfirmation", "TopicArn": topic});
+        assert!(
+            matches!(parse_queue_message(&u.to_string()), Err(Rejection::NotSnsEnvelope(m)) if m.contains("UnsubscribeConfirmation"))
+        );
+        assert!(
+            matches!(parse_queue_message(r#"{"Type":"Notification"}"#), Err(Rejection::NotSnsEnvelope(m)) if m.contains("TopicArn"))
+        );
+        assert!(matches!(parse_queue_message("nope"), Err(Rejection::NotJson(_))));
+        assert!(matches!(
+            parse_queue_message(r#"{"kind":"other","taskId":"a","reason":"x"}"#),
+            Err(Rejection::BadContinuation(_))
+        ));
     }
 
     #[test]

@@ -47,74 +47,9 @@ class NoManagedPolicies:
         return {}
 
 
-# What `Fn::ForEach` loops over when the rules expand the template: a hub's members (the
-# AWS::LanguageExtensions transform does this at deploy time with the parameter's value).
-SAMPLE_MEMBERS = ["111122223333:eu-west-1", "444455556666:us-east-1"]
-
-# AddPermission's SourceArn pattern (Lambda API reference): region and account spelled out or
-# empty, never a wildcard.
-LAMBDA_SOURCE_ARN = re.compile(r"^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$")
-
-
-def substitute(node, name, value):
-    """`node` with `Ref: name` replaced by `value` and `&{name}`/`${name}` spelled out."""
-    if isinstance(node, dict):
-        if node == {"Ref": name}:
-            return value
-        return {k.replace("&{" + name + "}", re.sub(r"[^A-Za-z0-9]", "", value)): substitute(v, name, value) for k, v in node.items()}
-    if isinstance(node, list):
-        return [substitute(v, name, value) for v in node]
-    if isinstance(node, str):
-        return node.replace("${" + name + "}", value)
-    return node
-
-
-def for_each(resources):
-    """Resources with every `Fn::ForEach::…` loop unrolled over SAMPLE_MEMBERS."""
-    out = {}
-    for key, value in resources.items():
-        if key.startswith("Fn::ForEach::"):
-            name, _collection, body = value
-            for item in SAMPLE_MEMBERS:
-                out.update(substitute(body, name, item))
-        else:
-            out[key] = value
-    return out
-
-
-def literal(node, params):
-    """The string a Select/Split/Sub/Ref over literals and parameter defaults makes, or None."""
-    if isinstance(node, str):
-        return node
-    if not isinstance(node, dict) or len(node) != 1:
-        return None
-    (fn, arg), = node.items()
-    if fn == "Ref":
-        return {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}.get(arg, params.get(arg))
-    if fn == "Fn::Select":
-        items = arg[1].get("Fn::Split") if isinstance(arg[1], dict) else None
-        if items:
-            text = literal(items[1], params)
-            return text.split(items[0])[int(arg[0])] if text is not None else None
-        return None
-    if fn == "Fn::Sub":
-        text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
-        values = {k: literal(v, params) for k, v in variables.items()}
-        def one(m):
-            v = values.get(m.group(1), literal({"Ref": m.group(1)}, params))
-            return v if v is not None else m.group(0)
-        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", one, text)
-    return None
-
-
 def expand(template):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     t = copy.deepcopy(template)
-    t["Resources"] = for_each(t["Resources"])
-    if isinstance(t.get("Transform"), list):
-        t["Transform"] = [x for x in t["Transform"] if x != "AWS::LanguageExtensions"]
-        if len(t["Transform"]) == 1:
-            t["Transform"] = t["Transform"][0]
     for r in t["Resources"].values():
         if r["Type"] == "AWS::Serverless::Function":
             r["Properties"]["CodeUri"] = "s3://bucket/key"  # as `sam package` leaves it
@@ -332,19 +267,16 @@ def check(template):
         if not (q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId")):
             errors.append(f"{name}: queues are encrypted")
 
-    # Lambda permissions for a service: SourceArn names its region and account (AddPermission
-    # refuses wildcards there, and without a SourceArn any account's resource could invoke).
-    params = {k: v.get("Default") for k, v in template.get("Parameters", {}).items()}
-    for name, perm in of_type("AWS::Lambda::Permission").items():
-        p = perm["Properties"]
-        if not str(p.get("Principal", "")).endswith(".amazonaws.com"):
-            continue
-        source = p.get("SourceArn")
-        if source is not None and refs(source) & set(res):
-            continue  # the ARN of one of this stack's resources (e.g. its own topic)
-        arn = literal(source, params) if source is not None else None
-        if arn is None or not LAMBDA_SOURCE_ARN.match(arn) or "*" in ":".join(arn.split(":")[3:5]):
-            errors.append(f"{name}: a service's Lambda permission names its source ARN with region and account ({arn!r})")
+    # Queues a service sends to: only named sources (a queue policy for sns.amazonaws.com
+    # without aws:SourceArn would take any account's topic).
+    for name, qp in of_type("AWS::SQS::QueuePolicy").items():
+        for st in statements(qp["Properties"].get("PolicyDocument")):
+            services = as_list((st.get("Principal") or {}).get("Service", []))
+            if st.get("Effect") == "Allow" and services:
+                cond = st.get("Condition", {})
+                named = any("aws:SourceArn" in cond.get(op, {}) for op in ("ArnLike", "ArnEquals"))
+                if not named:
+                    errors.append(f"{name}: a queue policy for {services} names the sending resources (aws:SourceArn)")
 
     # IoT's roles: confused-deputy conditions.
     for name, role in roles.items():
@@ -407,11 +339,9 @@ def self_test(template):
             lambda r: r.pop("ChatTopicPolicy"),
             "topic ChatTopic's policy must let cloudwatch.amazonaws.com sns:Publish",
         ),
-        "member topics by wildcard": (
-            lambda r: next(v for k, v in r.items() if k.startswith("Fn::ForEach::"))[2]["MemberNotifications&{Member}"]["Properties"].update(
-                SourceArn={"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:${MemberTopicName}"}
-            ),
-            "names its source ARN with region and account",
+        "a queue open to any topic": (
+            lambda r: r["MemberNotificationQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0].pop("Condition"),
+            "MemberNotificationQueuePolicy: a queue policy for",
         ),
         "unscoped IoT trust": (
             lambda r: r["AuditRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnLike"),

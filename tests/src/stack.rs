@@ -131,16 +131,20 @@ impl Stack {
 
     /// Plays the SQS event source mapping until the continuation queue is empty.
     pub async fn drain(&self) -> usize {
+        self.drain_queue(&self.queue_url).await
+    }
+
+    /// Plays the SQS event source mapping of queue `url` until it is empty.
+    pub async fn drain_queue(&self, url: &str) -> usize {
         let mut invocations = 0;
         for _ in 0..2_000 {
-            let r =
-                self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
+            let r = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
             let msgs = r.messages.unwrap_or_default();
             if msgs.is_empty() {
                 let a = self
                     .sqs
                     .get_queue_attributes()
-                    .queue_url(&self.queue_url)
+                    .queue_url(url)
                     .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
                     .send()
                     .await
@@ -169,7 +173,7 @@ impl Stack {
                 if !failed.contains(m.message_id.as_ref().unwrap()) {
                     self.sqs
                         .delete_message()
-                        .queue_url(&self.queue_url)
+                        .queue_url(url)
                         .receipt_handle(m.receipt_handle.clone().unwrap())
                         .send()
                         .await
@@ -177,7 +181,7 @@ impl Stack {
                 } else {
                     self.sqs
                         .change_message_visibility()
-                        .queue_url(&self.queue_url)
+                        .queue_url(url)
                         .receipt_handle(m.receipt_handle.clone().unwrap())
                         .visibility_timeout(0)
                         .send()
@@ -186,7 +190,7 @@ impl Stack {
                 }
             }
         }
-        panic!("the continuation queue never emptied");
+        panic!("the queue {url} never emptied");
     }
 
     pub async fn emulator_findings(&self, task_id: &str) -> BTreeSet<(String, String)> {

@@ -389,3 +389,86 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     assert!(text.contains("777788889999 us-west-2: never"), "{text}");
     assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
 }
+
+/// An SNS client acting in `key`'s account, in `region`.
+fn sns_as(stack: &Stack, key: &str, region: &str) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new(key, "secret", None, None, "tests"))
+            .endpoint_url(&stack.url)
+            .build(),
+    )
+}
+
+/// What member.yaml sets up in one account-region: the named topic, its subscription of the
+/// hub's queue, and the audit configuration notifying the topic. The topic's ARN.
+async fn member_stack(stack: &Stack, key: &str, region: &str, queue_arn: &str) -> String {
+    let sns = sns_as(stack, key, region);
+    let topic = sns.create_topic().name("device-defender-audit-notifications").send().await.unwrap().topic_arn.unwrap();
+    let sub = sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+    assert_eq!(sub.subscription_arn.as_deref(), Some("pending confirmation"), "the queue's owner confirms");
+    let iot = iot_as(stack, key, region);
+    enable(&iot).await;
+    iot.update_account_audit_configuration()
+        .audit_notification_target_configurations(
+            aws_sdk_iot::types::AuditNotificationType::Sns,
+            aws_sdk_iot::types::AuditNotificationTarget::builder()
+                .target_arn(&topic)
+                .role_arn("arn:aws:iam::444455556666:role/iot-sns")
+                .enabled(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    topic
+}
+
+async fn subscriptions(stack: &Stack, key: &str, region: &str, topic: &str) -> (String, String) {
+    let a =
+        sns_as(stack, key, region).get_topic_attributes().topic_arn(topic).send().await.unwrap().attributes.unwrap();
+    (a["SubscriptionsConfirmed"].clone(), a["SubscriptionsPending"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_confirmed() {
+    const OUTSIDER: &str = "999900001111";
+    let stack = org_stack(&["--access-key", "OUTSIDERKEY=999900001111"], &[]).await;
+    let member = Member::new(MEMBER, MEMBER_REGION).unwrap();
+    // The hub's queue (the emulator's queues are the hub account's).
+    let queue = stack.sqs.create_queue().queue_name("member-notifications").send().await.unwrap().queue_url.unwrap();
+    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:member-notifications";
+    let topic = member_stack(&stack, "MEMBERKEY", MEMBER_REGION, queue_arn).await;
+    // An account outside the organization (no hub-access role) tries the same.
+    let outsider_topic = member_stack(&stack, "OUTSIDERKEY", "us-east-1", queue_arn).await;
+
+    // The hub consumes its queue: it confirms its member's subscription, not the outsider's.
+    stack.drain_queue(&queue).await;
+    assert_eq!(subscriptions(&stack, "MEMBERKEY", MEMBER_REGION, &topic).await, ("1".into(), "0".into()));
+    assert_eq!(subscriptions(&stack, "OUTSIDERKEY", "us-east-1", &outsider_topic).await, ("0".into(), "1".into()));
+    let records = stack.hub.members.members().await.unwrap();
+    let outsider = records.iter().find(|r| r.member.account_id == OUTSIDER).expect("the refusal is recorded");
+    assert!(outsider.problem.as_deref().unwrap().contains("AccessDenied"), "{:?}", outsider.problem);
+
+    // The member's audit ends: Device Defender notifies its topic, SNS its queue subscription,
+    // the hub ingests. The outsider's topic publishes a notification claiming the member's
+    // account: unconfirmed, it never reaches the queue.
+    let task = start(&iot_as(&stack, "MEMBERKEY", MEMBER_REGION)).await;
+    stack.advance(10.0).await;
+    let forged = notification(&stack, &member, &task).await.1;
+    sns_as(&stack, "OUTSIDERKEY", "us-east-1")
+        .publish()
+        .topic_arn(&outsider_topic)
+        .message(forged)
+        .send()
+        .await
+        .unwrap();
+    stack.drain_queue(&queue).await;
+    stack.drain().await;
+    assert_stored_exactly(&stack, &iot_as(&stack, "MEMBERKEY", MEMBER_REGION), &member, &task).await;
+    let digests = stack.digests().await;
+    assert_eq!(digests.len(), 1, "one digest: the member's audit, once");
+    assert!(digests[0]["subject"].as_str().unwrap().starts_with("[444455556666:eu-west-1] "));
+}

@@ -45,6 +45,9 @@ pub struct Config {
     /// `MEMBER_ROLE_NAME` (optional): the hub assumes `<name>-<region>` in every other member
     /// account-region (member.yaml's role). Unset: only the hub's own account-region is read.
     pub member_role_name: Option<String>,
+    /// `MEMBER_TOPIC_NAME` (default `device-defender-audit-notifications`): the name of member
+    /// topics (member.yaml) whose subscriptions of the hub's queue the hub confirms.
+    pub member_topic_name: String,
     /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`): names digests give accounts.
     pub account_names: std::collections::BTreeMap<String, String>,
 }
@@ -102,6 +105,9 @@ impl Config {
         })?;
         Ok(Config {
             account_names,
+            member_topic_name: env
+                .optional("MEMBER_TOPIC_NAME")
+                .unwrap_or_else(|| "device-defender-audit-notifications".into()),
             table_name: env.required("TABLE_NAME")?,
             digest_topic_arn,
             home,

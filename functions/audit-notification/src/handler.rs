@@ -1,5 +1,6 @@
 //! From a Lambda event to units of work: SNS events (audit notifications) and SQS events
-//! (continuations) — each record on its own, so one bad record never loses the good ones.
+//! (continuations; in a hub, also members' notifications and subscription confirmations in
+//! SNS's envelope) — each record on its own, so one bad record never loses the good ones.
 //!
 //! Per record:
 //! - malformed or foreign (not JSON, not an audit notification, wrong types, a task still
@@ -16,7 +17,7 @@ use audit_shared::member::Member;
 use audit_shared::ports::{
     AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, MemberStore, PortError, TaskStore,
 };
-use audit_shared::work::{notification_member, parse_continuation, parse_notification, Work};
+use audit_shared::work::{notification_member, parse_notification, parse_queue_message, QueueMessage, Work};
 use aws_lambda_events::sns::SnsRecord;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use serde_json::{json, Value};
@@ -114,14 +115,40 @@ where
                     }
                 };
                 let id = msg.message_id.clone().unwrap_or_default();
-                let (member, work) = match parse_continuation(msg.body.as_deref().unwrap_or("")) {
-                    Ok(c) => (c.member.clone().unwrap_or_else(|| hub.home.clone()), Work::Continue(c)),
+                let message = match parse_queue_message(msg.body.as_deref().unwrap_or("")) {
+                    Ok(m) => m,
                     Err(rejection) => {
-                        warn!(message_id = %id, error = %rejection, "dropped: not a continuation");
+                        warn!(message_id = %id, error = %rejection, "dropped: neither a continuation nor an SNS message");
                         continue;
                     }
                 };
-                if run(hub, &member, work, deadline, request_id).await.is_err() {
+                let outcome = match message {
+                    QueueMessage::Continue(c) => {
+                        let member = c.member.clone().unwrap_or_else(|| hub.home.clone());
+                        run(hub, &member, Work::Continue(c), deadline, request_id).await.map(|_| ())
+                    }
+                    // A member's notification through the hub's queue (its topic's subscription).
+                    QueueMessage::Notification { topic_arn, message } => {
+                        let parsed = parse_notification(&message)
+                            .and_then(|(n, w)| Ok((notification_member(&topic_arn, &n)?, n, w)));
+                        match parsed {
+                            Err(rejection) => {
+                                warn!(message_id = %id, topic = %topic_arn, error = %rejection, "dropped: not a usable audit notification");
+                                continue;
+                            }
+                            Ok((member, n, warning)) => {
+                                if let Some(w) = warning {
+                                    warn!(task_id = %n.task_id, "{w}");
+                                }
+                                run(hub, &member, Work::Notification(n), deadline, request_id).await.map(|_| ())
+                            }
+                        }
+                    }
+                    QueueMessage::ConfirmSubscription { topic_arn, token } => {
+                        hub.confirm_subscription(&topic_arn, &token).await
+                    }
+                };
+                if outcome.is_err() {
                     reply.add_failure(id);
                 }
             }

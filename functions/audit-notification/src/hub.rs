@@ -33,6 +33,10 @@ pub type MemberPorts<R, S, E, P, Q> = Pin<Box<dyn Future<Output = Result<Ports<R
 /// Opens a member's ports.
 pub type OpenMember<R, S, E, P, Q> = Box<dyn Fn(&Member) -> MemberPorts<R, S, E, P, Q> + Send + Sync>;
 
+/// Confirms an SNS subscription: `ConfirmSubscription(topic ARN, token)` in the topic's region.
+pub type ConfirmSubscription =
+    Box<dyn Fn(String, String) -> Pin<Box<dyn Future<Output = Result<(), PortError>> + Send>> + Send + Sync>;
+
 /// The ingestors opened so far, by member.
 type Ingestors<R, S, E, P, Q> = tokio::sync::Mutex<HashMap<Member, Arc<Ingestor<R, S, E, P, Q>>>>;
 
@@ -44,6 +48,7 @@ pub struct Hub<R, S, E, P, Q, M> {
     /// Member records and reader leases.
     pub members: M,
     open: OpenMember<R, S, E, P, Q>,
+    confirm: ConfirmSubscription,
     ingestors: Ingestors<R, S, E, P, Q>,
 }
 
@@ -56,9 +61,47 @@ where
     Q: ContinuationQueue + 'static,
     M: MemberStore,
 {
-    /// A hub in `home` whose members' ports `open` builds.
-    pub fn new(home: Member, config: Config, members: M, open: OpenMember<R, S, E, P, Q>) -> Self {
-        Hub { home, config, members, open, ingestors: Default::default() }
+    /// A hub in `home` whose members' ports `open` builds, and which confirms its members'
+    /// queue subscriptions with `confirm`.
+    pub fn new(
+        home: Member,
+        config: Config,
+        members: M,
+        open: OpenMember<R, S, E, P, Q>,
+        confirm: ConfirmSubscription,
+    ) -> Self {
+        Hub { home, config, members, open, confirm, ingestors: Default::default() }
+    }
+
+    /// Answers a request to confirm a subscription of the hub's queue (SNS sends one when a
+    /// member's stack subscribes it: the queue's owner confirms). Confirmed only for a topic
+    /// named `MEMBER_TOPIC_NAME` in an account-region the hub can read (its hub-access role
+    /// could be assumed: a member stack of the organization); anything else is left
+    /// unconfirmed, so it can never deliver, and a member whose role fails is recorded.
+    pub async fn confirm_subscription(&self, topic_arn: &str, token: &str) -> Result<(), PortError> {
+        let member = match Member::of_topic(topic_arn) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(topic = topic_arn, error = %e, "subscription not confirmed: not a topic ARN");
+                return Ok(());
+            }
+        };
+        let name = topic_arn.rsplit(':').next().unwrap_or_default();
+        if name != self.config.member_topic_name {
+            warn!(topic = topic_arn, expected = %self.config.member_topic_name, "subscription not confirmed: not a member topic");
+            return Ok(());
+        }
+        match self.ingestor(&member).await {
+            Ok(_) => {}
+            Err(PortError::Permanent(why)) => {
+                error!(member = %member, topic = topic_arn, why, "subscription not confirmed: the member cannot be read");
+                return self.members.note_problem(&member, Some(&why), now_ms()).await;
+            }
+            Err(e) => return Err(e),
+        }
+        (self.confirm)(topic_arn.to_owned(), token.to_owned()).await?;
+        info!(member = %member, topic = topic_arn, "member subscription confirmed");
+        Ok(())
     }
 
     /// The ingestor of `member`, and whether it was opened just now.

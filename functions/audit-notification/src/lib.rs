@@ -74,6 +74,11 @@ pub fn build(clients: Clients, sdk: &aws_config::SdkConfig, config: config::Conf
         config.partition.clone(),
     ));
     let home = config.home.clone();
+    let confirming = access.clone();
+    let confirm: hub::ConfirmSubscription = Box::new(move |topic, token| {
+        let access = confirming.clone();
+        Box::pin(async move { access.confirm_subscription(&topic, &token).await })
+    });
     let open: hub::OpenMember<_, _, _, _, _> = Box::new(move |member| {
         let prefix = member.key_prefix(&home);
         let (store, episodes) = (store.for_member(prefix.clone()), episodes.for_member(prefix));
@@ -84,5 +89,5 @@ pub fn build(clients: Clients, sdk: &aws_config::SdkConfig, config: config::Conf
             Ok(ingest::Ports { reader, store, episodes: Arc::new(episodes), publisher, chat, queue })
         })
     });
-    (hub::Hub::new(config.home.clone(), config, members, open), meter)
+    (hub::Hub::new(config.home.clone(), config, members, open, confirm), meter)
 }

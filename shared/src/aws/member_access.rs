@@ -83,6 +83,26 @@ impl MemberAccess {
     }
 }
 
+impl MemberAccess {
+    /// Confirms a subscription of one of the hub's queues to `topic_arn` with SNS's `token`
+    /// (`ConfirmSubscription` in the topic's region; only the topic's and the subscription's
+    /// owners may then unsubscribe it).
+    pub async fn confirm_subscription(&self, topic_arn: &str, token: &str) -> Result<(), PortError> {
+        let region = topic_arn.split(':').nth(3).unwrap_or_default().to_owned();
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&self.sdk).region(Region::new(region)).build(),
+        );
+        sns.confirm_subscription()
+            .topic_arn(topic_arn)
+            .token(token)
+            .authenticate_on_unsubscribe("true")
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify("ConfirmSubscription", e))?;
+        Ok(())
+    }
+}
+
 /// Sorts an `AssumeRole` failure: the member's setup (permanent) or the moment (transient).
 fn assume_role_error(member: &Member, role: &str, e: &(dyn std::error::Error + 'static)) -> PortError {
     let sdk = e.source().and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>());
