@@ -13,7 +13,7 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo up package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
+.PHONY: help test demo demo-org up package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -67,6 +67,10 @@ cargo-test:
 demo: tools ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
 	$(CARGO) build --locked --workspace --all-targets
 	$(TARGET_DIR)/debug/local-stack demo
+
+demo-org: tools ## An organization locally: a hub and four member account-regions, their digests and the roll-up
+	$(CARGO) build --locked --workspace --all-targets
+	$(TARGET_DIR)/debug/local-org
 
 up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
 	$(CARGO) build --locked --workspace --all-targets

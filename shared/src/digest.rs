@@ -431,11 +431,25 @@ pub fn subject(d: &Digest) -> String {
         }
         s
     };
-    let s = match &d.member {
-        Some(m) => format!("[{m}] {s}"),
+    let s = match d.member.as_deref() {
+        Some(label) => format!("[{}] {s}", member_tag(label)),
         None => s,
     };
     truncate_chars(&s, MAX_SUBJECT_CHARS)
+}
+
+/// `ACCOUNT:REGION` of a member label (`[name ]ACCOUNT:REGION`).
+fn member_pair(label: &str) -> Option<&str> {
+    label.rsplit(' ').next().filter(|p| p.contains(':'))
+}
+
+/// A member label made short for a subject: `name region` when it has a name (the account id
+/// is in the body and the `member` attribute), else `ACCOUNT:REGION`.
+fn member_tag(label: &str) -> String {
+    match (label.rsplit_once(' '), member_pair(label)) {
+        (Some((name, _)), Some(pair)) => format!("{name} {}", pair.split(':').nth(1).unwrap_or_default()),
+        _ => label.to_owned(),
+    }
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
@@ -532,12 +546,25 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
     let mut tail = String::new();
     let _ = writeln!(tail, "\nPersisting findings: {}", thousands(d.persisting_count));
     let _ = writeln!(tail, "Console: {}", d.console_url);
-    let _ = writeln!(
-        tail,
-        "Every finding's episode (first seen, resolved, came back) is kept in DynamoDB under EP#{}#…; \
-         ask it with `audit-history`.",
-        d.audit_stream()
-    );
+    match d.member.as_deref().and_then(member_pair) {
+        Some(pair) => {
+            let _ = writeln!(
+                tail,
+                "Every finding's episode (first seen, resolved, came back) is kept in the hub's DynamoDB table \
+                 under EP#{}#{}#…; ask it with `audit-history --member {pair}`.",
+                pair.replace(':', "#"),
+                d.audit_stream()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                tail,
+                "Every finding's episode (first seen, resolved, came back) is kept in DynamoDB under EP#{}#…; \
+                 ask it with `audit-history`.",
+                d.audit_stream()
+            );
+        }
+    }
 
     let mut body = head;
     let budget = max_bytes.saturating_sub(tail.len() + 200);
@@ -685,8 +712,8 @@ pub fn message_attributes(d: &Digest) -> Vec<(String, &'static str, String)> {
     let overdue = |s: &Severity| d.lifecycle.as_ref().map_or(0, |l| l.overdue_of(s));
     out.push(("overdueCRITICAL".to_owned(), "Number", overdue(&Severity::Critical).to_string()));
     let severities: Vec<&str> = Severity::KNOWN.iter().filter(|s| overdue(s) > 0).map(|s| s.as_str()).collect();
-    if let Some(m) = &d.member {
-        out.push(("member".to_owned(), "String", m.clone()));
+    if let Some(pair) = d.member.as_deref().and_then(member_pair) {
+        out.push(("member".to_owned(), "String", pair.to_owned()));
     }
     // SNS drops messages of more than 10 attributes to raw SQS subscriptions: `overdue` (the
     // list; `overdueCRITICAL` stays) gives way to `member` on a member's digest.
@@ -828,6 +855,9 @@ mod tests {
         let a = message_attributes(&d);
         assert!(a.contains(&("member".to_owned(), "String", "444455556666:eu-west-1".to_owned())));
         assert!(a.len() <= MAX_ATTRIBUTES);
+        assert!(render_text(&d, 100_000).contains("`audit-history --member 444455556666:eu-west-1`"));
+        d.member = Some("fleet eu 444455556666:eu-west-1".into());
+        assert!(subject(&d).starts_with("[fleet eu eu-west-1] "), "named: the name and region, {}", subject(&d));
     }
 
     #[test]

@@ -284,6 +284,7 @@ pub fn sqs_event(msgs: &[aws_sdk_sqs::types::Message]) -> Value {
     })).collect::<Vec<_>>() })
 }
 
+pub mod local;
 pub mod stack;
 
 /// A minimal Lambda Runtime API (the interface a `bootstrap` polls), to run the real compiled

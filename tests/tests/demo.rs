@@ -1,5 +1,6 @@
 //! End to end through the real compiled bootstraps, with notifications delivered by the
-//! emulator: `local-stack demo` on free ports must reach its second digest.
+//! emulator: `local-stack demo` on free ports must reach its second digest, and `local-org`
+//! (`make demo-org`) its roll-up.
 
 use std::net::TcpListener;
 
@@ -54,4 +55,32 @@ fn local_stack_demo_reaches_the_second_digest() {
         .collect::<Vec<_>>();
     assert_eq!(logged.len(), 2, "each digest is logged by audit-notification: {stdout}");
     assert!(logged.iter().all(|l| l["level"] == "INFO"), "{logged:?}");
+}
+
+#[test]
+fn local_org_demo_reaches_every_member_digest_and_the_roll_up() {
+    for bin in ["audit-notification", "org-rollup"] {
+        assert!(
+            system_tests::debug_bin(bin).exists(),
+            "{bin} is not built: run the workspace build first (make test does)"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_local-org"))
+        .env("EMULATOR_PORT", free_port().to_string())
+        .env("DYNAMODB_PORT", free_port().to_string())
+        .env("INVOKE_PORT", free_port().to_string())
+        .output()
+        .expect("local-org runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo-org failed:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.matches(": confirmed").count(), 3, "{stdout}");
+    assert!(stdout.contains("555566667777 us-east-1: left pending (its role cannot be assumed)"), "{stdout}");
+    for tag in ["[payments-prod eu-west-1] ", "[payments-prod us-east-1] ", "[fleet-eu eu-west-1] "] {
+        assert!(stdout.contains(&format!("    {tag}daily-device-audit")), "a digest for {tag}: {stdout}");
+    }
+    assert!(stdout.contains("Subject: Organization roll-up: 5 account-regions"), "{stdout}");
+    assert!(stdout.contains("2 silent, 1 unreadable"), "{stdout}");
+    assert!(stdout.contains("robotics (777788889999) eu-west-1: never"), "the member that never reported: {stdout}");
+    assert!(stdout.contains("1. payments-prod (111122223333)"), "the worst account first: {stdout}");
 }

@@ -13,108 +13,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use system_tests::runtime_api::RuntimeApi;
+use system_tests::local::{fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function};
 use system_tests::{admin, clients, start_dynamodb_local, workspace, Recorder};
 
 const TABLE: &str = "audit-findings";
-
-fn port(var: &str, default: u16) -> u16 {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn step(n: usize, text: &str) {
-    println!("\n[{n}] {text}");
-}
-
-fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("local-stack: {msg}");
-    std::process::exit(1)
-}
-
-struct Function {
-    api: RuntimeApi,
-    child: std::sync::Mutex<std::process::Child>,
-}
-
-impl Function {
-    fn stop(&self) {
-        let mut c = self.child.lock().unwrap();
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
-/// Starts a function's bootstrap behind its own Runtime API. Its log lines (JSON, as in
-/// CloudWatch) are printed prefixed with its name, as `cargo lambda watch` shows them;
-/// `FUNCTION_LOG` sets the level (`log_level` when unset).
-async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str) -> Function {
-    use std::io::BufRead;
-    let bin = system_tests::debug_bin(name);
-    if !bin.exists() {
-        fail(format!("{} is missing: run `cargo build --workspace --bins` (make demo does)", bin.display()));
-    }
-    let api = RuntimeApi::start().await;
-    let mut env = env.to_vec();
-    env.push(("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| log_level.into())));
-    let mut child = system_tests::spawn_bootstrap_with(&bin, api.addr, &env, std::process::Stdio::piped());
-    if let Some(out) = child.stdout.take() {
-        let prefix = name.to_owned();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                println!("{prefix:>18} | {line}");
-            }
-        });
-    }
-    Function { api, child: std::sync::Mutex::new(child) }
-}
-
-/// The invoke endpoint in front of the functions.
-async fn invoke_gateway(port: u16, functions: Arc<HashMap<String, Function>>) -> String {
-    use axum::extract::{Path, State};
-    let app = axum::Router::new()
-        .route(
-            "/2015-03-31/functions/{name}/invocations",
-            axum::routing::post(
-                |State(f): State<Arc<HashMap<String, Function>>>, Path(name): Path<String>, body: String| async move {
-                    let Some(function) = f.get(&name) else {
-                        return (axum::http::StatusCode::NOT_FOUND, format!("{{\"message\":\"no function {name}\"}}"));
-                    };
-                    let event: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    match function.api.invoke(event, Duration::from_secs(900)).await {
-                        Ok(v) => (axum::http::StatusCode::OK, v.to_string()),
-                        Err(e) => (axum::http::StatusCode::OK, e.to_string()),
-                    }
-                },
-            ),
-        )
-        .with_state(functions);
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| fail(format!("port {port} (invoke endpoint) is not free: {e}; set INVOKE_PORT")));
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    format!("http://127.0.0.1:{port}")
-}
-
-async fn outbox(url: &str, topic: &str) -> Vec<Value> {
-    admin(url, "GET", &format!("/_emulator/outbox?topicArn={topic}"), Value::Null).await["messages"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-async fn wait_for_digests(url: &str, topic: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let m = outbox(url, topic).await;
-        if m.len() >= n {
-            return m;
-        }
-        if Instant::now() > deadline {
-            fail(format!("no digest {n} after 5 minutes; the emulator's outbox holds {}", m.len()));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::main]
 async fn main() {

@@ -1,0 +1,116 @@
+//! What the local stacks (`local-stack`, `local-org`) share: functions behind their own Lambda
+//! Runtime APIs with an invoke endpoint in front (the shape `cargo lambda watch` serves), and
+//! reading the emulator's SNS outbox.
+
+use crate::admin;
+use crate::runtime_api::RuntimeApi;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A port from the environment variable `var`, else `default`.
+pub fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Prints a numbered step of a demo.
+pub fn step(n: usize, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+/// Prints the error and exits 1.
+pub fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("local-stack: {msg}");
+    std::process::exit(1)
+}
+
+/// A function's bootstrap process and its Runtime API.
+pub struct Function {
+    /// Where the function takes its invocations.
+    pub api: RuntimeApi,
+    child: std::sync::Mutex<std::process::Child>,
+}
+
+impl Function {
+    /// Kills the bootstrap.
+    pub fn stop(&self) {
+        let mut c = self.child.lock().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Starts a function's bootstrap behind its own Runtime API. Its log lines (JSON, as in
+/// CloudWatch) are printed prefixed with its name, as `cargo lambda watch` shows them;
+/// `FUNCTION_LOG` sets the level (`log_level` when unset).
+pub async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str) -> Function {
+    use std::io::BufRead;
+    let bin = crate::debug_bin(name);
+    if !bin.exists() {
+        fail(format!("{} is missing: run `cargo build --workspace --bins` (make demo does)", bin.display()));
+    }
+    let api = RuntimeApi::start().await;
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", std::env::var("FUNCTION_LOG").unwrap_or_else(|_| log_level.into())));
+    let mut child = crate::spawn_bootstrap_with(&bin, api.addr, &env, std::process::Stdio::piped());
+    if let Some(out) = child.stdout.take() {
+        let prefix = name.to_owned();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                println!("{prefix:>18} | {line}");
+            }
+        });
+    }
+    Function { api, child: std::sync::Mutex::new(child) }
+}
+
+/// The invoke endpoint in front of the functions.
+pub async fn invoke_gateway(port: u16, functions: Arc<HashMap<String, Function>>) -> String {
+    use axum::extract::{Path, State};
+    let app = axum::Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(
+                |State(f): State<Arc<HashMap<String, Function>>>, Path(name): Path<String>, body: String| async move {
+                    let Some(function) = f.get(&name) else {
+                        return (axum::http::StatusCode::NOT_FOUND, format!("{{\"message\":\"no function {name}\"}}"));
+                    };
+                    let event: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    match function.api.invoke(event, Duration::from_secs(900)).await {
+                        Ok(v) => (axum::http::StatusCode::OK, v.to_string()),
+                        Err(e) => (axum::http::StatusCode::OK, e.to_string()),
+                    }
+                },
+            ),
+        )
+        .with_state(functions);
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| fail(format!("port {port} (invoke endpoint) is not free: {e}; set INVOKE_PORT")));
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The messages the emulator's SNS published to `topic`.
+pub async fn outbox(url: &str, topic: &str) -> Vec<Value> {
+    admin(url, "GET", &format!("/_emulator/outbox?topicArn={topic}"), Value::Null).await["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits (at most 5 minutes) until `topic` has `n` messages; all of them.
+pub async fn wait_for_digests(url: &str, topic: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let m = outbox(url, topic).await;
+        if m.len() >= n {
+            return m;
+        }
+        if Instant::now() > deadline {
+            fail(format!("no digest {n} after 5 minutes; the emulator's outbox holds {}", m.len()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
