@@ -87,6 +87,7 @@ bench: tools ## Benchmarks (release build), printing tables
 	$(CARGO) bench --locked -p device-defender-emulator --bench emulator
 	$(CARGO) build --locked --release -p audit-notification
 	$(CARGO) bench --locked -p system-tests --bench ingest
+	$(CARGO) bench --locked -p system-tests --bench org
 
 emulator: ## Run the emulator on port 4566 with a running clock (PORT=… to change)
 	$(CARGO) run --locked -p device-defender-emulator -- --port $${PORT:-4566}
