@@ -112,6 +112,39 @@ pub fn parse_members(list: &str) -> Result<Vec<Member>, MemberError> {
     Ok(out)
 }
 
+/// What a member's audit configuration says (DescribeAccountAuditConfiguration), as far as
+/// reaching the hub depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberSetup {
+    /// The audit role; none when audits were never configured.
+    pub role_arn: Option<String>,
+    /// The SNS notification target and whether it is enabled.
+    pub notification_target: Option<(String, bool)>,
+    /// Checks enabled.
+    pub enabled_checks: usize,
+}
+
+/// Why a member's setup cannot send the hub its audits (none when it looks right): what the
+/// roll-up says of a silent member. `topic_name` is the member topic's name (member.yaml's).
+pub fn diagnose_setup(setup: &MemberSetup, member: &Member, topic_name: &str) -> Option<String> {
+    let expected =
+        |arn: &str| Member::of_topic(arn).is_ok_and(|m| m == *member) && arn.rsplit(':').next() == Some(topic_name);
+    if setup.role_arn.is_none() {
+        return Some("audits are not configured (no audit role): its member stack did not apply".into());
+    }
+    if setup.enabled_checks == 0 {
+        return Some("no audit check is enabled".into());
+    }
+    match &setup.notification_target {
+        None => Some("audit notifications are not configured".into()),
+        Some((_, false)) => Some("audit notifications are disabled".into()),
+        Some((arn, true)) if !expected(arn) => {
+            Some(format!("audits notify {arn}, not this member's topic {topic_name}"))
+        }
+        Some(_) => None,
+    }
+}
+
 /// Parses account names, `111122223333=payments-prod,…` (empty: none); an error names the bad
 /// entry.
 pub fn parse_account_names(list: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
@@ -178,6 +211,35 @@ mod tests {
             assert_eq!(Member::from_key_prefix(&member.key_prefix(&home), &home).as_ref(), Some(member));
         }
         assert_eq!(Member::from_key_prefix("nonsense", &home), None);
+    }
+
+    #[test]
+    fn a_setup_that_cannot_reach_the_hub_is_explained() {
+        let member = m("444455556666", "eu-west-1");
+        let topic = "arn:aws:sns:eu-west-1:444455556666:device-defender-audit-notifications";
+        let good = MemberSetup {
+            role_arn: Some("arn:aws:iam::444455556666:role/audit".into()),
+            notification_target: Some((topic.into(), true)),
+            enabled_checks: 14,
+        };
+        let name = "device-defender-audit-notifications";
+        assert_eq!(diagnose_setup(&good, &member, name), None);
+        let why = |s: MemberSetup| diagnose_setup(&s, &member, name).unwrap();
+        assert!(why(MemberSetup::default()).contains("not configured"));
+        assert!(why(MemberSetup { enabled_checks: 0, ..good.clone() }).contains("no audit check"));
+        assert!(
+            why(MemberSetup { notification_target: None, ..good.clone() }).contains("notifications are not configured")
+        );
+        assert!(
+            why(MemberSetup { notification_target: Some((topic.into(), false)), ..good.clone() }).contains("disabled")
+        );
+        let elsewhere = "arn:aws:sns:eu-west-1:444455556666:ops-alerts";
+        assert!(why(MemberSetup { notification_target: Some((elsewhere.into(), true)), ..good.clone() })
+            .contains(elsewhere));
+        let other_region = "arn:aws:sns:us-east-1:444455556666:device-defender-audit-notifications";
+        assert!(
+            why(MemberSetup { notification_target: Some((other_region.into(), true)), ..good }).contains("us-east-1")
+        );
     }
 
     #[test]

@@ -405,6 +405,15 @@ pub trait MemberStore: Send + Sync {
     fn members(&self) -> impl Future<Output = Result<Vec<MemberRecord>, PortError>> + Send;
 }
 
+/// Reads a member's audit configuration (through its hub-access role).
+pub trait SetupProbe: Send + Sync {
+    /// `member`'s audit configuration; `Permanent` when the member cannot be read (its role).
+    fn member_setup(
+        &self,
+        member: &crate::member::Member,
+    ) -> impl Future<Output = Result<crate::member::MemberSetup, PortError>> + Send;
+}
+
 /// What the organization roll-up reads and keeps (in the findings table).
 pub trait RollupStore: Send + Sync {
     /// The runs of `member`'s `stream`, newest first: every one started after `since`, and

@@ -77,6 +77,10 @@ pub struct MemberLine {
     pub silent: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// For a silent member: what its audit configuration says (why nothing reaches the hub),
+    /// or that it looks right (then the path after it is broken: its topic's subscription).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 impl MemberLine {
@@ -175,6 +179,7 @@ pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64,
             last_audit: m.last_audit,
             silent: m.last_audit.is_none_or(|t| now - t > silent_after),
             problem: m.problem.clone(),
+            setup: None,
         };
         for s in &m.streams {
             // Open findings are a COMPLETED run's: a FAILED or CANCELED one counted none.
@@ -276,7 +281,14 @@ impl Rollup {
             );
             for m in silent {
                 let last = m.last_audit.map_or_else(|| "never".to_owned(), |t| format!("last audit {}", fmt_time(t)));
-                let _ = writeln!(out, "  {}: {last}", m.label());
+                match &m.setup {
+                    Some(setup) => {
+                        let _ = writeln!(out, "  {}: {last}; {setup}", m.label());
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {}: {last}", m.label());
+                    }
+                }
             }
         }
         let problems: Vec<&MemberLine> = self.with_problems().collect();

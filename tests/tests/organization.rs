@@ -343,6 +343,15 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         audit_shared::aws::dynamodb::DynamoMemberStore::new(stack.ddb.clone(), stack.table.clone(), store.meter());
     let publisher =
         audit_shared::aws::sns::SnsDigestPublisher::new(stack.clients.sns.clone(), stack.digest_topic.clone());
+    // Reads silent members' audit setup through their roles, as the function does.
+    let sdk = system_tests::sdk(3).await.into_builder().endpoint_url(&stack.url).build();
+    let probe = audit_shared::aws::member_access::MemberAccess::new(
+        aws_sdk_iot::Config::new(&sdk),
+        sdk,
+        home.clone(),
+        Some(ROLE_NAME.into()),
+        "aws".into(),
+    );
 
     // Day 1: both members audit and report.
     let day1 = next_runs(&stack).await;
@@ -352,7 +361,8 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         records.push(notification(&stack, m, t).await);
     }
     stack.hub_deliver(&records).await.unwrap();
-    let first = org_rollup::roll_up(&members, &store, &publisher, &config, virtual_now(&stack).await).await.unwrap();
+    let first =
+        org_rollup::roll_up(&members, &store, &publisher, &probe, &config, virtual_now(&stack).await).await.unwrap();
     let silent: Vec<String> = first.silent().map(|m| m.label()).collect();
     assert_eq!(silent, vec!["777788889999 us-west-2"], "only the member that never reported");
 
@@ -361,7 +371,7 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     let home_task = &day2.iter().find(|(m, _)| *m == home).unwrap().1;
     stack.hub_deliver(&[notification(&stack, &home, home_task).await]).await.unwrap();
     let now = virtual_now(&stack).await;
-    let r = org_rollup::roll_up(&members, &store, &publisher, &config, now).await.unwrap();
+    let r = org_rollup::roll_up(&members, &store, &publisher, &probe, &config, now).await.unwrap();
     assert_eq!(r.since, first.at, "new and resolved count from the last roll-up");
 
     // Per member: the open findings of its latest ingested run, as its digest said.
@@ -385,8 +395,13 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     let sent = published.last().unwrap();
     assert_eq!(sent["subject"].as_str().unwrap(), r.subject());
     let text = sent["message"].as_str().unwrap();
+    // Why each is silent, from its audit configuration read through its role: this member's
+    // audits notify nothing (the test delivered its notifications by hand); the other's role
+    // cannot be assumed.
     assert!(text.contains("fleet-eu (444455556666) eu-west-1: last audit"), "{text}");
-    assert!(text.contains("777788889999 us-west-2: never"), "{text}");
+    assert!(text.contains("audit setup: audit notifications are not configured"), "{text}");
+    assert!(text.contains("777788889999 us-west-2: never; its audit setup cannot be read"), "{text}");
+    assert!(text.contains("AccessDenied"), "{text}");
     assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
 }
 

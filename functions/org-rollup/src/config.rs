@@ -21,6 +21,12 @@ pub struct Config {
     pub silent_after_hours: i64,
     /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`).
     pub account_names: BTreeMap<String, String>,
+    /// `MEMBER_ROLE_NAME` (optional): the role (`<name>-<region>`) read to explain a silent member.
+    pub member_role_name: Option<String>,
+    /// `MEMBER_TOPIC_NAME` (default `device-defender-audit-notifications`).
+    pub member_topic_name: String,
+    /// The ARN partition, from `DIGEST_TOPIC_ARN`.
+    pub partition: String,
     /// `RETENTION_DAYS` (default 400): how long roll-up records are kept.
     pub retention_days: u32,
     /// `AWS_MAX_ATTEMPTS` (default 10): SDK attempts per call (adaptive retry mode).
@@ -51,6 +57,11 @@ impl Config {
         })?;
         Ok(Config {
             table_name: env.required("TABLE_NAME")?,
+            partition: digest_topic_arn.split(':').nth(1).unwrap_or("aws").to_owned(),
+            member_role_name: env.optional("MEMBER_ROLE_NAME"),
+            member_topic_name: env
+                .optional("MEMBER_TOPIC_NAME")
+                .unwrap_or_else(|| "device-defender-audit-notifications".into()),
             digest_topic_arn,
             home,
             expected,

@@ -7,8 +7,8 @@ pub mod config;
 
 pub use config::Config;
 
-use audit_shared::member::Member;
-use audit_shared::ports::{DigestPublisher, MemberStore, PortError, RollupStore};
+use audit_shared::member::{diagnose_setup, Member};
+use audit_shared::ports::{DigestPublisher, MemberStore, PortError, RollupStore, SetupProbe};
 use audit_shared::rollup::{self, MemberInput, Rollup, StreamRuns};
 use audit_shared::Severity;
 use tracing::info;
@@ -19,11 +19,13 @@ pub const MAX_RUNS_PER_STREAM: usize = 100;
 /// When nothing was rolled up before, new and resolved count the runs of this last stretch.
 pub const FIRST_WINDOW_MS: i64 = 24 * 3_600_000;
 
-/// Makes, sends and keeps one roll-up at `now` (epoch ms).
-pub async fn roll_up<M: MemberStore, S: RollupStore, P: DigestPublisher>(
+/// Makes, sends and keeps one roll-up at `now` (epoch ms); each silent member's audit
+/// configuration is read through `probe` to say why it is silent.
+pub async fn roll_up<M: MemberStore, S: RollupStore, P: DigestPublisher, B: SetupProbe>(
     members: &M,
     store: &S,
     publisher: &P,
+    probe: &B,
     config: &Config,
     now: i64,
 ) -> Result<Rollup, PortError> {
@@ -48,6 +50,18 @@ pub async fn roll_up<M: MemberStore, S: RollupStore, P: DigestPublisher>(
     let mut r = rollup::build(&inputs, &expected, now, since, config.silent_after_hours * 3_600_000);
     for line in &mut r.members {
         line.name = line.name.take().or_else(|| config.account_names.get(&line.account_id).cloned());
+        if !line.silent {
+            continue;
+        }
+        let Ok(member) = Member::new(&line.account_id, &line.region) else { continue };
+        line.setup = Some(match probe.member_setup(&member).await {
+            Ok(setup) => diagnose_setup(&setup, &member, &config.member_topic_name).map_or_else(
+                || "its audit setup looks right: check its topic's subscription of the hub's queue".to_owned(),
+                |why| format!("audit setup: {why}"),
+            ),
+            Err(PortError::Permanent(why)) => format!("its audit setup cannot be read: {why}"),
+            Err(e) => format!("its audit setup could not be read this time: {e}"),
+        });
     }
     let count = |c: &rollup::Counts, s: &Severity| c.get(s.as_str()).copied().unwrap_or(0).to_string();
     let attributes = vec![

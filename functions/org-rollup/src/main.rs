@@ -3,6 +3,7 @@
 
 use audit_shared::aws::dynamodb::{DynamoMemberStore, DynamoRollupStore};
 use audit_shared::aws::lambda::{init_logging, sdk_config};
+use audit_shared::aws::member_access::MemberAccess;
 use audit_shared::aws::sns::SnsDigestPublisher;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use org_rollup::Config;
@@ -24,11 +25,19 @@ async fn main() -> Result<(), Error> {
     ));
     let members = Arc::new(DynamoMemberStore::new(ddb, config.table_name.clone(), store.meter()));
     let publisher = Arc::new(SnsDigestPublisher::new(aws_sdk_sns::Client::new(&sdk), config.digest_topic_arn.clone()));
+    let probe = Arc::new(MemberAccess::new(
+        aws_sdk_iot::Config::new(&sdk),
+        sdk.clone(),
+        config.home.clone(),
+        config.member_role_name.clone(),
+        config.partition.clone(),
+    ));
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
-        let (members, store, publisher, config) = (members.clone(), store.clone(), publisher.clone(), config.clone());
+        let (members, store, publisher, probe, config) =
+            (members.clone(), store.clone(), publisher.clone(), probe.clone(), config.clone());
         async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-            let r = org_rollup::roll_up(&*members, &*store, &*publisher, &config, now).await?;
+            let r = org_rollup::roll_up(&*members, &*store, &*publisher, &*probe, &config, now).await?;
             Ok::<_, Error>(json!({ "members": r.members.len(), "silent": r.silent().count(), "unreadable": r.with_problems().count() }))
         }
     }))

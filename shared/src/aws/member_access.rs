@@ -103,6 +103,28 @@ impl MemberAccess {
     }
 }
 
+impl crate::ports::SetupProbe for MemberAccess {
+    async fn member_setup(&self, member: &Member) -> Result<crate::member::MemberSetup, PortError> {
+        let iot = self.iot_client(member).await?;
+        let out = iot
+            .describe_account_audit_configuration()
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify("DescribeAccountAuditConfiguration", e))?;
+        let target = out
+            .audit_notification_target_configurations()
+            .and_then(|t| t.get(&aws_sdk_iot::types::AuditNotificationType::Sns))
+            .and_then(|t| Some((t.target_arn()?.to_owned(), t.enabled())));
+        let enabled_checks =
+            out.audit_check_configurations().map(|c| c.values().filter(|v| v.enabled()).count()).unwrap_or(0);
+        Ok(crate::member::MemberSetup {
+            role_arn: out.role_arn().map(str::to_owned),
+            notification_target: target,
+            enabled_checks,
+        })
+    }
+}
+
 /// Sorts an `AssumeRole` failure: the member's setup (permanent) or the moment (transient).
 fn assume_role_error(member: &Member, role: &str, e: &(dyn std::error::Error + 'static)) -> PortError {
     let sdk = e.source().and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>());
