@@ -167,7 +167,8 @@ impl FaultInjector {
         if self.faults.rate_limits {
             let tps = self.faults.tps(op);
             let now = Instant::now();
-            let b = self.buckets.entry(op).or_insert(Bucket { tokens: tps, last: now });
+            // A bucket holds one second of calls, and at least one call; it starts full.
+            let b = self.buckets.entry(op).or_insert(Bucket { tokens: tps.max(1.0), last: now });
             b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * tps).min(tps.max(1.0));
             b.last = now;
             if b.tokens < 1.0 {
@@ -201,6 +202,16 @@ mod tests {
         let ok = (0..20).filter(|_| f.admit(Op::ListAuditFindings).is_ok()).count();
         assert_eq!(ok, 10);
         assert_eq!(f.admit(Op::DescribeAuditTask).map_err(|e| e.kind), Ok(()));
+    }
+
+    #[test]
+    fn a_quota_below_one_call_per_second_admits_the_first_call_then_one_per_period() {
+        let over = "ListAuditFindings=0.5".parse::<RateOverride>().unwrap();
+        let faults = Faults { rate_limits: true, rate_limit_overrides: vec![over], ..Faults::default() };
+        let mut f = FaultInjector::new(faults, 1);
+        assert!(f.admit(Op::ListAuditFindings).is_ok(), "the bucket starts full");
+        assert!(f.admit(Op::ListAuditFindings).is_err(), "then one call per 2 s");
+        assert_eq!(f.throttled, 1);
     }
 
     #[test]

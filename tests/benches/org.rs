@@ -7,11 +7,11 @@
 //! per member (0 means no member's quota was ever exceeded).
 //!
 //! The per-member quota is scaled down (`BENCH_MEMBER_RATE`, default 0.5 calls/s, i.e. 125
-//! findings/s per member; the hub paces at 95% of it) so that N × the ceiling stays under what the single DynamoDB Local
+//! findings/s per member; the hub paces at 98% of it) so that N × the ceiling stays under what the single DynamoDB Local
 //! of this machine writes (~2,100 findings/s on first runs): at AWS's 10 calls/s, ten members
 //! would ask 25,000 findings/s of it. Every call also takes 100 ms more (`--latency-ms`).
-//! `BENCH_MEMBERS` (default 10) and `BENCH_MEMBER_DEVICES` (default 12000: ~7,500 findings
-//! per member) size it.
+//! `BENCH_MEMBERS` (default 10) and `BENCH_MEMBER_DEVICES` (default 40000: ~25,000 findings
+//! per member, ~100 pages, so that each check's last, partial page weighs little) size it.
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -49,7 +49,7 @@ fn main() {
 async fn run() {
     let n: usize = env_or("BENCH_MEMBERS", 10);
     let rate: f64 = env_or("BENCH_MEMBER_RATE", 0.5);
-    let devices: u32 = env_or("BENCH_MEMBER_DEVICES", 12_000);
+    let devices: u32 = env_or("BENCH_MEMBER_DEVICES", 40_000);
     let members: Vec<Member> = (0..n)
         .map(|i| Member {
             key: format!("MEMBER{i}"),
@@ -71,9 +71,10 @@ async fn run() {
         args.extend(["--role".into(), format!("arn:aws:iam::{}:role/hub-{}=123456789012", m.account, m.region)]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // The hub paces each member at 95% of its quota: at a scaled-down quota the emulator's bucket
-    // holds one call, so a call arriving a few ms early would be throttled.
-    let rate_s = (rate * 0.95).to_string();
+    // The hub paces each member at 98% of its quota: at a scaled-down quota the emulator's bucket
+    // holds one call, so a call arriving a few ms early would be throttled (AWS's 10/s bucket
+    // holds ten).
+    let rate_s = (rate * 0.98).to_string();
     let stack = Arc::new(
         Stack::new(&args, &[("MEMBER_ROLE_NAME", "hub"), ("FINDINGS_RATE_LIMIT", &rate_s), ("LEASE_MS", "60000")])
             .await,
