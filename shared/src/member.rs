@@ -100,6 +100,11 @@ impl fmt::Display for Member {
     }
 }
 
+/// The partition of an ARN (`aws`, `aws-cn`, `aws-us-gov`; `aws` when it names none).
+pub fn arn_partition(arn: &str) -> &str {
+    arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws")
+}
+
 /// Parses a list of members, `ACCOUNT:REGION` separated by commas or whitespace (empty: none).
 pub fn parse_members(list: &str) -> Result<Vec<Member>, MemberError> {
     let mut out: Vec<Member> = list

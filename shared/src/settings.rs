@@ -62,6 +62,16 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         }
     }
 
+    /// The value `value` of variable `name` read with `read`; its error names the variable.
+    pub fn checked<T, E: std::fmt::Display>(
+        &self,
+        name: &'static str,
+        value: &str,
+        read: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, ConfigError> {
+        read(value).map_err(|e| ConfigError::Invalid { name, value: value.to_owned(), why: e.to_string() })
+    }
+
     /// A variable parsed as `T` that must lie in `range` (inclusive), `default` when unset.
     pub fn in_range<T>(
         &self,

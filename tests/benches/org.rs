@@ -16,8 +16,8 @@
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
-use system_tests::admin;
 use system_tests::stack::{Stack, CHECKS};
+use system_tests::{admin, iot_as};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -27,18 +27,6 @@ struct Member {
     key: String,
     account: String,
     region: &'static str,
-}
-
-fn iot_as(url: &str, m: &Member) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::from_conf(
-        aws_sdk_iot::Config::builder()
-            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
-            .region(aws_sdk_iot::config::Region::new(m.region))
-            .credentials_provider(aws_sdk_iot::config::Credentials::new(&m.key, "secret", None, None, "bench"))
-            .endpoint_url(url)
-            .retry_config(aws_sdk_iot::config::retry::RetryConfig::standard().with_max_attempts(10))
-            .build(),
-    )
 }
 
 fn main() {
@@ -83,7 +71,7 @@ async fn run() {
     // Every member: its audit configuration, one on-demand audit of the four checks.
     let mut tasks = Vec::new();
     for m in &members {
-        let iot = iot_as(&stack.url, m);
+        let iot = iot_as(&stack.url, &m.key, m.region);
         let mut req =
             iot.update_account_audit_configuration().role_arn(format!("arn:aws:iam::{}:role/audit", m.account));
         for c in CHECKS {

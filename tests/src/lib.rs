@@ -226,6 +226,30 @@ pub async fn clients(emulator_url: &str, retries: u32) -> audit_notification::Cl
     }
 }
 
+/// An IoT client of the emulator at `url` acting in `key`'s account (`--access-key`), in `region`.
+pub fn iot_as(url: &str, key: &str, region: &str) -> aws_sdk_iot::Client {
+    aws_sdk_iot::Client::from_conf(
+        aws_sdk_iot::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_iot::config::Credentials::new(key, "secret", None, None, "tests"))
+            .endpoint_url(url)
+            .build(),
+    )
+}
+
+/// An SNS client of the emulator at `url` acting in `key`'s account, in `region`.
+pub fn sns_as(url: &str, key: &str, region: &str) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new(key, "secret", None, None, "tests"))
+            .endpoint_url(url)
+            .build(),
+    )
+}
+
 /// A unique name for a table or topic of one test.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

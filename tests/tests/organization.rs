@@ -7,11 +7,10 @@ use audit_shared::member::Member;
 use audit_shared::ports::{AuditReader, MemberStore};
 use audit_shared::summary::{IngestState, TaskSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_iot::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use system_tests::stack::{Stack, CHECKS};
-use system_tests::{admin, run_findings};
+use system_tests::{admin, iot_as, run_findings, sns_as};
 
 const HOME: &str = "123456789012";
 const MEMBER: &str = "444455556666";
@@ -28,18 +27,6 @@ async fn org_stack(extra: &[&str], env: &[(&str, &str)]) -> Stack {
     let mut vars = vec![("MEMBER_ROLE_NAME", ROLE_NAME)];
     vars.extend_from_slice(env);
     Stack::new(&args, &vars).await
-}
-
-/// An IoT client acting in `key`'s account, in `region`.
-fn iot_as(stack: &Stack, key: &str, region: &str) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::from_conf(
-        aws_sdk_iot::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new(key, "secret", None, None, "tests"))
-            .endpoint_url(&stack.url)
-            .build(),
-    )
 }
 
 async fn enable(iot: &aws_sdk_iot::Client) {
@@ -113,7 +100,7 @@ async fn throttled(stack: &Stack, member: &Member) -> u64 {
 async fn two_members_with_the_same_task_id_are_kept_apart() {
     let stack = org_stack(&[], &[]).await;
     let (home, member) = (Member::new(HOME, "us-east-1").unwrap(), Member::new(MEMBER, MEMBER_REGION).unwrap());
-    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    let member_iot = iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION);
     stack.configure(&CHECKS).await;
     enable(&member_iot).await;
     let member_task = start(&member_iot).await;
@@ -183,7 +170,7 @@ async fn a_member_whose_role_is_missing_is_reported_while_others_ingest() {
         Member::new(ORPHAN, "us-east-1").unwrap(),
     );
     let (member_iot, orphan_iot) =
-        (iot_as(&stack, "MEMBERKEY", MEMBER_REGION), iot_as(&stack, "ORPHANKEY", "us-east-1"));
+        (iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION), iot_as(&stack.url, "ORPHANKEY", "us-east-1"));
     stack.configure(&CHECKS).await;
     enable(&member_iot).await;
     enable(&orphan_iot).await;
@@ -220,7 +207,7 @@ async fn one_reader_per_member_keeps_concurrent_audits_within_its_quota() {
     // pacing each reader at 10/s: two readers of one member at once would exceed it.
     let stack = org_stack(&["--rate-limits", "--fleet-devices", "12000"], &[("FINDINGS_RATE_LIMIT", "10")]).await;
     let member = Member::new(MEMBER, MEMBER_REGION).unwrap();
-    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    let member_iot = iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION);
     enable(&member_iot).await;
     // Two audit streams (two runs of one stream would be applied one after the other anyway).
     for name in ["daily-a", "daily-b"] {
@@ -323,7 +310,7 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     let stack = org_stack(&[], &[]).await;
     let (home, member) = (Member::new(HOME, "us-east-1").unwrap(), Member::new(MEMBER, MEMBER_REGION).unwrap());
     let never = Member::new("777788889999", "us-west-2").unwrap();
-    let member_iot = iot_as(&stack, "MEMBERKEY", MEMBER_REGION);
+    let member_iot = iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION);
     stack.configure(&CHECKS).await;
     enable(&member_iot).await;
     daily(&stack.iot).await;
@@ -405,26 +392,14 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
 }
 
-/// An SNS client acting in `key`'s account, in `region`.
-fn sns_as(stack: &Stack, key: &str, region: &str) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::Config::builder()
-            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-            .region(aws_sdk_sns::config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new(key, "secret", None, None, "tests"))
-            .endpoint_url(&stack.url)
-            .build(),
-    )
-}
-
 /// What member.yaml sets up in one account-region: the named topic, its subscription of the
 /// hub's queue, and the audit configuration notifying the topic. The topic's ARN.
 async fn member_stack(stack: &Stack, key: &str, region: &str, queue_arn: &str) -> String {
-    let sns = sns_as(stack, key, region);
+    let sns = sns_as(&stack.url, key, region);
     let topic = sns.create_topic().name("device-defender-audit-notifications").send().await.unwrap().topic_arn.unwrap();
     let sub = sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
     assert_eq!(sub.subscription_arn.as_deref(), Some("pending confirmation"), "the queue's owner confirms");
-    let iot = iot_as(stack, key, region);
+    let iot = iot_as(&stack.url, key, region);
     enable(&iot).await;
     iot.update_account_audit_configuration()
         .audit_notification_target_configurations(
@@ -442,8 +417,14 @@ async fn member_stack(stack: &Stack, key: &str, region: &str, queue_arn: &str) -
 }
 
 async fn subscriptions(stack: &Stack, key: &str, region: &str, topic: &str) -> (String, String) {
-    let a =
-        sns_as(stack, key, region).get_topic_attributes().topic_arn(topic).send().await.unwrap().attributes.unwrap();
+    let a = sns_as(&stack.url, key, region)
+        .get_topic_attributes()
+        .topic_arn(topic)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
     (a["SubscriptionsConfirmed"].clone(), a["SubscriptionsPending"].clone())
 }
 
@@ -470,10 +451,10 @@ async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_conf
     // The member's audit ends: Device Defender notifies its topic, SNS its queue subscription,
     // the hub ingests. The outsider's topic publishes a notification claiming the member's
     // account: unconfirmed, it never reaches the queue.
-    let task = start(&iot_as(&stack, "MEMBERKEY", MEMBER_REGION)).await;
+    let task = start(&iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION)).await;
     stack.advance(10.0).await;
     let forged = notification(&stack, &member, &task).await.1;
-    sns_as(&stack, "OUTSIDERKEY", "us-east-1")
+    sns_as(&stack.url, "OUTSIDERKEY", "us-east-1")
         .publish()
         .topic_arn(&outsider_topic)
         .message(forged)
@@ -482,7 +463,7 @@ async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_conf
         .unwrap();
     stack.drain_queue(&queue).await;
     stack.drain().await;
-    assert_stored_exactly(&stack, &iot_as(&stack, "MEMBERKEY", MEMBER_REGION), &member, &task).await;
+    assert_stored_exactly(&stack, &iot_as(&stack.url, "MEMBERKEY", MEMBER_REGION), &member, &task).await;
     let digests = stack.digests().await;
     assert_eq!(digests.len(), 1, "one digest: the member's audit, once");
     assert!(digests[0]["subject"].as_str().unwrap().starts_with("[444455556666:eu-west-1] "));

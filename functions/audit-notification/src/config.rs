@@ -1,7 +1,7 @@
 //! Configuration, from environment variables only (the template sets them).
 
 use audit_shared::lifecycle::Deadlines;
-use audit_shared::member::Member;
+use audit_shared::member::{arn_partition, Member};
 use audit_shared::settings::Settings;
 use std::time::Duration;
 
@@ -72,19 +72,11 @@ impl Config {
         };
         let deadlines = match env.optional("OVERDUE_DAYS") {
             None => Deadlines::default(),
-            Some(v) => Deadlines::parse(&v).map_err(|e| ConfigError::Invalid {
-                name: "OVERDUE_DAYS",
-                value: v.clone(),
-                why: e.to_string(),
-            })?,
+            Some(v) => env.checked("OVERDUE_DAYS", &v, Deadlines::parse)?,
         };
         let digest_topic_arn = env.required("DIGEST_TOPIC_ARN")?;
-        let home = Member::of_topic(&digest_topic_arn).map_err(|e| ConfigError::Invalid {
-            name: "DIGEST_TOPIC_ARN",
-            value: digest_topic_arn.clone(),
-            why: e.to_string(),
-        })?;
-        let partition = digest_topic_arn.split(':').nth(1).unwrap_or("aws").to_owned();
+        let home = env.checked("DIGEST_TOPIC_ARN", &digest_topic_arn, Member::of_topic)?;
+        let partition = arn_partition(&digest_topic_arn).to_owned();
         let member_role_name = env.optional("MEMBER_ROLE_NAME").filter(|v| !v.is_empty());
         if let Some(name) = &member_role_name {
             let ok = (1..=48).contains(&name.len())
@@ -98,11 +90,7 @@ impl Config {
             }
         }
         let names = env.optional("ACCOUNT_NAMES").unwrap_or_default();
-        let account_names = audit_shared::member::parse_account_names(&names).map_err(|why| ConfigError::Invalid {
-            name: "ACCOUNT_NAMES",
-            value: names.clone(),
-            why,
-        })?;
+        let account_names = env.checked("ACCOUNT_NAMES", &names, audit_shared::member::parse_account_names)?;
         Ok(Config {
             account_names,
             member_topic_name: env

@@ -1,6 +1,6 @@
 //! Configuration, from environment variables only (the template sets them).
 
-use audit_shared::member::{parse_account_names, parse_members, Member};
+use audit_shared::member::{arn_partition, parse_account_names, parse_members, Member};
 use audit_shared::settings::Settings;
 use std::collections::BTreeMap;
 
@@ -38,26 +38,14 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = Settings::new(get);
         let digest_topic_arn = env.required("DIGEST_TOPIC_ARN")?;
-        let home = Member::of_topic(&digest_topic_arn).map_err(|e| ConfigError::Invalid {
-            name: "DIGEST_TOPIC_ARN",
-            value: digest_topic_arn.clone(),
-            why: e.to_string(),
-        })?;
+        let home = env.checked("DIGEST_TOPIC_ARN", &digest_topic_arn, Member::of_topic)?;
         let expected = env.optional("EXPECTED_MEMBERS").unwrap_or_default();
-        let expected = parse_members(&expected).map_err(|e| ConfigError::Invalid {
-            name: "EXPECTED_MEMBERS",
-            value: expected.clone(),
-            why: e.to_string(),
-        })?;
+        let expected = env.checked("EXPECTED_MEMBERS", &expected, parse_members)?;
         let names = env.optional("ACCOUNT_NAMES").unwrap_or_default();
-        let account_names = parse_account_names(&names).map_err(|why| ConfigError::Invalid {
-            name: "ACCOUNT_NAMES",
-            value: names.clone(),
-            why,
-        })?;
+        let account_names = env.checked("ACCOUNT_NAMES", &names, parse_account_names)?;
         Ok(Config {
             table_name: env.required("TABLE_NAME")?,
-            partition: digest_topic_arn.split(':').nth(1).unwrap_or("aws").to_owned(),
+            partition: arn_partition(&digest_topic_arn).to_owned(),
             member_role_name: env.optional("MEMBER_ROLE_NAME"),
             member_topic_name: env
                 .optional("MEMBER_TOPIC_NAME")

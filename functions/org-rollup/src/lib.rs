@@ -46,8 +46,7 @@ pub async fn roll_up<M: MemberStore, S: RollupStore, P: DigestPublisher, B: Setu
             streams,
         });
     }
-    let expected: Vec<Member> = config.expected.clone();
-    let mut r = rollup::build(&inputs, &expected, now, since, config.silent_after_hours * 3_600_000);
+    let mut r = rollup::build(&inputs, &config.expected, now, since, config.silent_after_hours * 3_600_000);
     for line in &mut r.members {
         line.name = line.name.take().or_else(|| config.account_names.get(&line.account_id).cloned());
         if !line.silent {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use system_tests::local::{fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function};
-use system_tests::{admin, clients, start_dynamodb_local};
+use system_tests::{admin, clients, iot_as, sns_as, start_dynamodb_local};
 
 const TABLE: &str = "audit-org";
 const HUB: &str = "123456789012";
@@ -39,28 +39,6 @@ const MEMBERS: [DemoMember; 4] = [
 
 /// A member that is expected but whose stack never reported.
 const NEVER: &str = "777788889999:eu-west-1";
-
-fn sns_as(url: &str, key: &str, region: &str) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::Config::builder()
-            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-            .region(aws_sdk_sns::config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new(key, "secret", None, None, "demo"))
-            .endpoint_url(url)
-            .build(),
-    )
-}
-
-fn iot_as(url: &str, key: &str, region: &str) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::from_conf(
-        aws_sdk_iot::Config::builder()
-            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
-            .region(aws_sdk_iot::config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_iot::config::Credentials::new(key, "secret", None, None, "demo"))
-            .endpoint_url(url)
-            .build(),
-    )
-}
 
 /// What member.yaml creates in one account-region: the topic and its subscription of the hub's
 /// queue, the audit configuration notifying the topic, a daily scheduled audit.

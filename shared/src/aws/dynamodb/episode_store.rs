@@ -435,16 +435,10 @@ impl EpisodeStore for DynamoEpisodeStore {
                 .update_expression("SET muted = :m, mutedChangedAt = :t")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":m", AttributeValue::Bool(*muted))
-                .expression_attribute_values(":t", n(run_start))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match r {
-                Ok(out) => self.meter.add_write(out.consumed_capacity()),
-                // Closed meanwhile (cannot happen while the run holds the stream): nothing to mute.
-                Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(classify("UpdateItem", e)),
-            }
+                .expression_attribute_values(":t", n(run_start));
+            // A failed condition: closed meanwhile (cannot happen while the run holds the
+            // stream), nothing to mute.
+            self.meter.update(r).await?;
         }
         Ok(())
     }
@@ -534,14 +528,9 @@ impl EpisodeStore for DynamoEpisodeStore {
             .update_expression("SET lastRunStart = :start, lastRunTask = :me REMOVE holder, holderStart, holderUntil")
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(task_id))
-            .expression_attribute_values(":start", n(run_start))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            // Already let go (a retry after the unlock went through).
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+            .expression_attribute_values(":start", n(run_start));
+        // A failed condition: already let go (a retry after the unlock went through).
+        self.meter.update(r).await?;
+        Ok(())
     }
 }

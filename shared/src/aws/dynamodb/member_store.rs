@@ -11,7 +11,7 @@
 //! Neither expires: there is one per member, and a member that stops sending is exactly what
 //! the roll-up must keep showing.
 
-use super::{is_condition_failed, key, n, s, CapacityMeter, Item};
+use super::{key, n, s, CapacityMeter, Item};
 use crate::aws::classify;
 use crate::member::Member;
 use crate::ports::{MemberRecord, MemberStore, PortError, ReaderLease};
@@ -75,8 +75,7 @@ impl MemberStore for DynamoMemberStore {
                 .table_name(&self.table)
                 .set_key(Some(Self::record_key(member)))
                 .expression_attribute_values(":at", n(at_ms))
-                .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]));
             match latest {
                 // The latest audit so far: it becomes the member's last.
                 true => req
@@ -92,12 +91,9 @@ impl MemberStore for DynamoMemberStore {
                 false => req.update_expression("SET lastNotified = :at ADD streams :streams"),
             }
         };
-        let out = match update(true).send().await {
-            Ok(out) => out,
-            Err(e) if is_condition_failed(&e) => update(false).send().await.map_err(|e| classify("UpdateItem", e))?,
-            Err(e) => return Err(classify("UpdateItem", e)),
-        };
-        self.meter.add_write(out.consumed_capacity());
+        if !self.meter.update(update(true)).await? {
+            self.meter.update(update(false)).await?;
+        }
         Ok(())
     }
 
@@ -113,14 +109,8 @@ impl MemberStore for DynamoMemberStore {
                 req.update_expression("REMOVE problem, problemAt").condition_expression("attribute_exists(problem)")
             }
         };
-        match req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+        self.meter.update(req).await?;
+        Ok(())
     }
 
     async fn take_reader(
@@ -130,7 +120,7 @@ impl MemberStore for DynamoMemberStore {
         now_ms: i64,
         until: i64,
     ) -> Result<ReaderLease, PortError> {
-        let r = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -139,57 +129,38 @@ impl MemberStore for DynamoMemberStore {
             .condition_expression("attribute_not_exists(holder) OR holder = :me OR holderUntil < :now")
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(":now", n(now_ms))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(ReaderLease::Taken)
-            }
-            Err(e) if is_condition_failed(&e) => {
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::reader_key(member)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetItem", e))?
-                    .item
-                    .unwrap_or_default();
-                let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let until =
-                    item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(now_ms);
-                Ok(ReaderLease::Busy { holder, until })
-            }
-            Err(e) => Err(classify("UpdateItem", e)),
+            .expression_attribute_values(":now", n(now_ms));
+        if self.meter.update(req).await? {
+            return Ok(ReaderLease::Taken);
         }
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::reader_key(member)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?
+            .item
+            .unwrap_or_default();
+        let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let until = item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(now_ms);
+        Ok(ReaderLease::Busy { holder, until })
     }
 
     async fn release_reader(&self, member: &Member, owner: &str) -> Result<(), PortError> {
-        let r = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::reader_key(member)))
             .update_expression("REMOVE holder, holderUntil")
             .condition_expression("holder = :me")
-            .expression_attribute_values(":me", s(owner))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(())
-            }
-            // Taken over after it expired, or given back already.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+            .expression_attribute_values(":me", s(owner));
+        // A failed condition: taken over after it expired, or given back already.
+        self.meter.update(req).await?;
+        Ok(())
     }
 
     async fn members(&self) -> Result<Vec<MemberRecord>, PortError> {

@@ -92,6 +92,37 @@ impl CapacityMeter {
     pub fn read_units(&self) -> f64 {
         self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0
     }
+
+    /// Sends an UpdateItem asking for its consumed capacity, and counts it: `true` when it was
+    /// applied, `false` when its condition failed.
+    pub(super) async fn update(
+        &self,
+        req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<bool, PortError> {
+        match req.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total).send().await {
+            Ok(out) => {
+                self.add_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify("UpdateItem", e)),
+        }
+    }
+
+    /// The same for a PutItem.
+    pub(super) async fn put(
+        &self,
+        req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    ) -> Result<bool, PortError> {
+        match req.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total).send().await {
+            Ok(out) => {
+                self.add_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
 }
 
 /// A DynamoDB item.

@@ -163,16 +163,7 @@ impl RollupStore for DynamoRollupStore {
             item.insert(name.into(), to_attr(c)?);
         }
         item.insert("expiresAt".into(), expires_in(self.retention_days));
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| classify("PutItem", e))?;
-        self.meter.add_write(out.consumed_capacity());
+        self.meter.put(self.client.put_item().table_name(&self.table).set_item(Some(item))).await?;
         Ok(())
     }
 }

@@ -108,17 +108,9 @@ impl TaskStore for DynamoTaskStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.summary_item(&mine)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match put {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                return Ok(Claim::Acquired(mine));
-            }
-            Err(e) if is_condition_failed(&e) => {}
-            Err(e) => return Err(classify("PutItem", e)),
+            .condition_expression("attribute_not_exists(pk)");
+        if self.meter.put(put).await? {
+            return Ok(Claim::Acquired(mine));
         }
         // It exists: take it over if there is work left and no live lease.
         let upd = self
@@ -183,19 +175,11 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":p", p)
             .expression_attribute_values(":until", n(lease_until))
             .expression_attribute_values(":n", n(pages))
-            .expression_attribute_values(":me", s(owner))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) if is_condition_failed(&e) => {
-                Err(PortError::LeaseLost(format!("task {task_id}: another invocation took over")))
-            }
-            Err(e) => Err(classify("UpdateItem", e)),
+            .expression_attribute_values(":me", s(owner));
+        if self.meter.update(r).await? {
+            Ok(())
+        } else {
+            Err(PortError::LeaseLost(format!("task {task_id}: another invocation took over")))
         }
     }
 
@@ -253,24 +237,15 @@ impl TaskStore for DynamoTaskStore {
             .condition_expression("digest = :pending AND leaseOwner = :me")
             .expression_attribute_values(":publishing", s(digest_str(DigestState::Publishing)))
             .expression_attribute_values(":pending", s(digest_str(DigestState::Pending)))
-            .expression_attribute_values(":me", s(owner))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(None)
-            }
-            Err(e) if is_condition_failed(&e) => {
-                let stored = self.get(task_id).await?.ok_or_else(|| PortError::Transient("summary vanished".into()))?;
-                if stored.lease_owner.as_deref() != Some(owner) {
-                    return Err(PortError::LeaseLost(format!("task {task_id}: lease lost before the digest")));
-                }
-                Ok(Some(stored.digest))
-            }
-            Err(e) => Err(classify("UpdateItem", e)),
+            .expression_attribute_values(":me", s(owner));
+        if self.meter.update(r).await? {
+            return Ok(None);
         }
+        let stored = self.get(task_id).await?.ok_or_else(|| PortError::Transient("summary vanished".into()))?;
+        if stored.lease_owner.as_deref() != Some(owner) {
+            return Err(PortError::LeaseLost(format!("task {task_id}: lease lost before the digest")));
+        }
+        Ok(Some(stored.digest))
     }
 
     async fn record_digest(
@@ -286,16 +261,7 @@ impl TaskStore for DynamoTaskStore {
             item.insert("sk".into(), s("DIGEST"));
             item.insert("auditStream".into(), s(outline.audit_stream()));
             item.insert("expiresAt".into(), self.expires_at());
-            let out = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| classify("PutItem", e))?;
-            self.meter.add_write(out.consumed_capacity());
+            self.meter.put(self.client.put_item().table_name(&self.table).set_item(Some(item))).await?;
         }
         let mut req = self
             .client
@@ -309,12 +275,7 @@ impl TaskStore for DynamoTaskStore {
             }
             None => req.update_expression("SET digest = :d"),
         };
-        let out = req
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem", e))?;
-        self.meter.add_write(out.consumed_capacity());
+        self.meter.update(req).await?;
         Ok(())
     }
 
@@ -327,18 +288,10 @@ impl TaskStore for DynamoTaskStore {
             .update_expression("SET leaseUntil = :zero REMOVE leaseOwner")
             .condition_expression("leaseOwner = :me")
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":me", s(owner))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                self.meter.add_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+            .expression_attribute_values(":me", s(owner));
+        // A failed condition: another invocation holds it now, or it was given back already.
+        self.meter.update(r).await?;
+        Ok(())
     }
 
     async fn load(&self, task_id: &str) -> Result<Option<TaskSummary>, PortError> {
@@ -395,18 +348,14 @@ impl TaskStore for DynamoTaskStore {
     }
 
     async fn set_lifecycle(&self, task_id: &str, state: LifecycleState) -> Result<(), PortError> {
-        let out = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(task_id, "SUMMARY")))
             .update_expression("SET lifecycle = :l")
-            .expression_attribute_values(":l", s(lifecycle_str(state)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem", e))?;
-        self.meter.add_write(out.consumed_capacity());
+            .expression_attribute_values(":l", s(lifecycle_str(state)));
+        self.meter.update(req).await?;
         Ok(())
     }
 }
