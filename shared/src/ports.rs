@@ -395,6 +395,15 @@ pub trait MemberStore: Send + Sync {
         now_ms: i64,
         until: i64,
     ) -> impl Future<Output = Result<ReaderLease, PortError>> + Send;
+    /// Extends `member`'s reader lease to `until` if `owner` still holds it: false when it was
+    /// given back or taken over. A renewal never takes a free lease, so one that reaches the
+    /// table after the release (the work ended while it was in flight) leaves the lease free.
+    fn renew_reader(
+        &self,
+        member: &crate::member::Member,
+        owner: &str,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Gives `member`'s reader lease back, if `owner` holds it.
     fn release_reader(
         &self,

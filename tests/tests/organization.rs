@@ -4,7 +4,7 @@
 //! with its real adapters ingests them into one DynamoDB Local table.
 
 use audit_shared::member::Member;
-use audit_shared::ports::{AuditReader, MemberStore};
+use audit_shared::ports::{AuditReader, MemberStore, ReaderLease};
 use audit_shared::summary::{IngestState, TaskSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
@@ -245,6 +245,26 @@ async fn one_reader_per_member_keeps_concurrent_audits_within_its_quota() {
     let n2 = assert_stored_exactly(&stack, &member_iot, &member, &second).await;
     assert!(n1 + n2 > 20 * 250, "enough pages ({n1} + {n2} findings) that two readers would have overlapped");
     assert_eq!(stack.digests().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_renewal_that_reaches_the_table_after_the_release_leaves_the_reader_lease_free() {
+    // The hub drops the renewal in flight when the work ends; it may reach DynamoDB after the
+    // release. It used to take the free lease again, and the member's next audit waited for it
+    // to lapse (a CI run of the ingest tests caught the next invocation answering "busy").
+    let stack = org_stack(&[], &[]).await;
+    let (members, member) = (&stack.hub.members, Member::new(MEMBER, MEMBER_REGION).unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(members.take_reader(&member, "first", now, now + 60_000).await.unwrap(), ReaderLease::Taken);
+    assert!(members.renew_reader(&member, "first", now + 90_000).await.unwrap(), "the holder extends its lease");
+    match members.take_reader(&member, "second", now, now + 60_000).await.unwrap() {
+        ReaderLease::Busy { holder, until } => assert_eq!((holder.as_str(), until), ("first", now + 90_000)),
+        taken => panic!("a held lease is not taken: {taken:?}"),
+    }
+    members.release_reader(&member, "first").await.unwrap();
+    assert!(!members.renew_reader(&member, "first", now + 120_000).await.unwrap(), "a late renewal is refused");
+    assert_eq!(members.take_reader(&member, "second", now, now + 60_000).await.unwrap(), ReaderLease::Taken);
+    assert!(!members.renew_reader(&member, "first", now + 120_000).await.unwrap(), "nor renews another's lease");
 }
 
 /// Creates the daily scheduled audit `daily` through `iot`.

@@ -152,11 +152,12 @@ where
         let renew = async {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let now = now_ms();
-                match self.members.take_reader(member, owner, now, now + lease.as_millis() as i64).await {
-                    Ok(ReaderLease::Taken) => {}
-                    Ok(ReaderLease::Busy { holder, .. }) => {
-                        warn!(member = %member, holder, "reader lease lost (renewed too late): two readers may share the quota until this one ends");
+                // Only extends this invocation's own lease: the renewal in flight when the work
+                // ends is dropped, and may reach the table after the release.
+                match self.members.renew_reader(member, owner, now_ms() + lease.as_millis() as i64).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(member = %member, "reader lease lost (renewed too late): two readers may share the quota until this one ends");
                     }
                     Err(e) => warn!(member = %member, error = %e, "reader lease not renewed"),
                 }

@@ -149,6 +149,19 @@ impl MemberStore for DynamoMemberStore {
         Ok(ReaderLease::Busy { holder, until })
     }
 
+    async fn renew_reader(&self, member: &Member, owner: &str, until: i64) -> Result<bool, PortError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::reader_key(member)))
+            .update_expression("SET holderUntil = :until")
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":until", n(until));
+        self.meter.update(req).await
+    }
+
     async fn release_reader(&self, member: &Member, owner: &str) -> Result<(), PortError> {
         let req = self
             .client
