@@ -185,26 +185,36 @@ impl DynamoEpisodeStore {
         super::batch_get_items(&self.client, &self.table, keys, None, &self.meter).await
     }
 
-    /// Writes (puts and deletes) in BatchWriteItem requests of 25, unprocessed ones retried.
+    /// Writes (puts and deletes) in BatchWriteItem requests of 25, all at once (a page's 11 at
+    /// most: one after the other, a check's writer is bound by DynamoDB's latency, not its
+    /// throughput), unprocessed ones retried. The keys are distinct: no order is needed.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), PortError> {
+        let mut batches = tokio::task::JoinSet::new();
         for chunk in requests.chunks(BATCH_WRITE) {
-            super::until_processed("BatchWriteItem", chunk.to_vec(), |pending| async move {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchWriteItem", e))?;
-                self.meter.add_writes(out.consumed_capacity());
-                Ok((
-                    Vec::<()>::new(),
-                    out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default(),
-                ))
-            })
-            .await?;
+            let (this, chunk) = (self.clone(), chunk.to_vec());
+            batches.spawn(async move { this.batch_write_one(chunk).await });
         }
+        while let Some(r) = batches.join_next().await {
+            r.map_err(|e| PortError::Transient(format!("BatchWriteItem task failed: {e}")))??;
+        }
+        Ok(())
+    }
+
+    /// One BatchWriteItem of at most 25 requests, until every request is processed.
+    async fn batch_write_one(&self, requests: Vec<WriteRequest>) -> Result<(), PortError> {
+        super::until_processed("BatchWriteItem", requests, |pending| async move {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("BatchWriteItem", e))?;
+            self.meter.add_writes(out.consumed_capacity());
+            Ok((Vec::<()>::new(), out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default()))
+        })
+        .await?;
         Ok(())
     }
 
