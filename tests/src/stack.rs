@@ -109,6 +109,27 @@ impl Stack {
         id
     }
 
+    /// Creates the daily scheduled audit `name` of the stack's [`CHECKS`].
+    pub async fn schedule_daily(&self, name: &str) {
+        self.iot
+            .create_scheduled_audit()
+            .scheduled_audit_name(name)
+            .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
+            .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Advances the virtual clock to the next scheduled run, delivers its notification and
+    /// returns its task id.
+    pub async fn ingest_next_scheduled_run(&self) -> String {
+        let r = admin(&self.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
+        let task = r["tasksEnded"][0].as_str().expect("a scheduled audit ran").to_owned();
+        self.deliver(&[self.notification(&task).await]).await.unwrap();
+        task
+    }
+
     /// The audit notification of an ended task, as the SNS `Message` string.
     pub async fn notification(&self, task_id: &str) -> String {
         admin(&self.url, "GET", &format!("/_emulator/notifications/{task_id}"), Value::Null).await.to_string()

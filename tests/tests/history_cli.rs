@@ -3,11 +3,10 @@
 
 use audit_shared::digest::Digest;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_iot::types::AuditFrequency;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use system_tests::stack::{Stack, CHECKS};
-use system_tests::{admin, debug_bin, dynamodb_endpoint};
+use system_tests::{debug_bin, dynamodb_endpoint};
 
 const DEADLINES: &str = "CRITICAL=2,HIGH=3,MEDIUM=4,LOW=5";
 
@@ -45,20 +44,10 @@ fn iso(ms: i64) -> String {
 async fn every_command_answers_from_the_table() {
     let stack = Stack::new(&["--drift-share", "0.3", "--fleet-devices", "400"], &[("OVERDUE_DAYS", DEADLINES)]).await;
     stack.configure(&CHECKS).await;
-    stack
-        .iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("daily-fleet")
-        .frequency(AuditFrequency::Daily)
-        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-        .send()
-        .await
-        .unwrap();
+    stack.schedule_daily("daily-fleet").await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
-        let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
-        let task = r["tasksEnded"][0].as_str().unwrap().to_owned();
-        stack.deliver(&[stack.notification(&task).await]).await.unwrap();
+        let task = stack.ingest_next_scheduled_run().await;
         tasks.push(task);
     }
     let last = tasks.last().unwrap();

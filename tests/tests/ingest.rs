@@ -6,11 +6,9 @@ use audit_shared::aws::iot::to_finding;
 use audit_shared::ports::AuditReader;
 use audit_shared::summary::{DigestState, IngestState, LifecycleState};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_iot::types::AuditFrequency;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use system_tests::admin;
 use system_tests::stack::{Stack, CHECKS};
 
 #[tokio::test]
@@ -185,21 +183,10 @@ async fn a_drifted_run_cut_by_a_crash_and_many_continuations_reports_what_an_uni
 async fn second_scheduled_run_reports_new_and_resolved_by_check_and_resource() {
     let stack = Stack::new(&["--drift-share", "0.3"], &[]).await;
     stack.configure(&CHECKS).await;
-    stack
-        .iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("daily-fleet")
-        .frequency(AuditFrequency::Daily)
-        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-        .send()
-        .await
-        .unwrap();
+    stack.schedule_daily("daily-fleet").await;
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
-        let task = r["tasksEnded"][0].as_str().unwrap().to_owned();
-        let message = stack.notification(&task).await;
-        stack.deliver(&[message]).await.unwrap();
+        let task = stack.ingest_next_scheduled_run().await;
         tasks.push(task);
     }
     let first = stack.emulator_findings(&tasks[0]).await;
@@ -268,20 +255,10 @@ async fn drifting_daily_runs_report_ages_overdue_came_back_and_time_to_fix_exact
     )
     .await;
     stack.configure(&CHECKS).await;
-    stack
-        .iot
-        .create_scheduled_audit()
-        .scheduled_audit_name("daily-fleet")
-        .frequency(AuditFrequency::Daily)
-        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-        .send()
-        .await
-        .unwrap();
+    stack.schedule_daily("daily-fleet").await;
     let (mut tasks, mut starts, mut sets) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..7 {
-        let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
-        let task = r["tasksEnded"][0].as_str().unwrap().to_owned();
-        stack.deliver(&[stack.notification(&task).await]).await.unwrap();
+        let task = stack.ingest_next_scheduled_run().await;
         starts.push(stack.summary(&task).await.outline.task_start_time);
         sets.push(findings_with_severity(&stack, &task).await);
         tasks.push(task);
