@@ -201,6 +201,9 @@ async fn run(bin: &str, b: &Bench, mode: &'static str, label: &'static str, max_
         ("DIGEST_TOPIC_ARN", b.digest.clone()),
         ("CONTINUATION_QUEUE_URL", b.queue.clone()),
         ("FINDINGS_RATE_LIMIT", rate.to_owned()),
+        // The allocator settings template.yaml gives the function.
+        ("MALLOC_ARENA_MAX", "2".to_owned()),
+        ("MALLOC_MMAP_THRESHOLD_", "131072".to_owned()),
         // "digest sent" and the capacity line are info.
         ("RUST_LOG", "info".to_owned()),
     ];
