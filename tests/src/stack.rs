@@ -111,14 +111,7 @@ impl Stack {
 
     /// Creates the daily scheduled audit `name` of the stack's [`CHECKS`].
     pub async fn schedule_daily(&self, name: &str) {
-        self.iot
-            .create_scheduled_audit()
-            .scheduled_audit_name(name)
-            .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
-            .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-            .send()
-            .await
-            .unwrap();
+        schedule_daily(&self.iot, name).await
     }
 
     /// Advances the virtual clock to the next scheduled run, delivers its notification and
@@ -295,4 +288,15 @@ impl Stack {
         assert_eq!(s.ingest, IngestState::Complete);
         assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len(), "counted once");
     }
+}
+
+/// Creates the daily scheduled audit `name` of [`CHECKS`] through `iot` (any account-region).
+pub async fn schedule_daily(iot: &aws_sdk_iot::Client, name: &str) {
+    iot.create_scheduled_audit()
+        .scheduled_audit_name(name)
+        .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
+        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
+        .send()
+        .await
+        .unwrap();
 }

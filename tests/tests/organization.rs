@@ -9,7 +9,7 @@ use audit_shared::summary::{IngestState, TaskSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use system_tests::stack::{Stack, CHECKS};
+use system_tests::stack::{schedule_daily, Stack, CHECKS};
 use system_tests::{admin, iot_as, run_findings, sns_as};
 
 const HOME: &str = "123456789012";
@@ -211,14 +211,7 @@ async fn one_reader_per_member_keeps_concurrent_audits_within_its_quota() {
     enable(&member_iot).await;
     // Two audit streams (two runs of one stream would be applied one after the other anyway).
     for name in ["daily-a", "daily-b"] {
-        member_iot
-            .create_scheduled_audit()
-            .scheduled_audit_name(name)
-            .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
-            .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-            .send()
-            .await
-            .unwrap();
+        schedule_daily(&member_iot, name).await;
     }
     let r = admin(&stack.url, "POST", "/_emulator/clock/advance", json!({ "toNextScheduledRun": true })).await;
     let ended: Vec<String> = r["tasksEndedIn"]
@@ -269,13 +262,7 @@ async fn a_renewal_that_reaches_the_table_after_the_release_leaves_the_reader_le
 
 /// Creates the daily scheduled audit `daily` through `iot`.
 async fn daily(iot: &aws_sdk_iot::Client) {
-    iot.create_scheduled_audit()
-        .scheduled_audit_name("daily")
-        .frequency(aws_sdk_iot::types::AuditFrequency::Daily)
-        .set_target_check_names(Some(CHECKS.iter().map(|c| c.to_string()).collect()))
-        .send()
-        .await
-        .unwrap();
+    schedule_daily(iot, "daily").await
 }
 
 /// Advances to the next scheduled runs; the tasks that ended, by member.
