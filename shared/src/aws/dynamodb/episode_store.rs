@@ -165,38 +165,48 @@ impl DynamoEpisodeStore {
         format!("{}{name}", self.prefix)
     }
 
+    /// Sends `items` in requests of `size`, every request at once (`send` sends one), and
+    /// gathers what they got back; a request task that died is a transient error naming `op`.
+    async fn all_at_once<T, R, Fut>(
+        &self,
+        op: &str,
+        items: Vec<T>,
+        size: usize,
+        send: impl Fn(Self, Vec<T>) -> Fut,
+    ) -> Result<Vec<R>, PortError>
+    where
+        T: Clone,
+        R: Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<R>, PortError>> + Send + 'static,
+    {
+        let mut requests = tokio::task::JoinSet::new();
+        for chunk in items.chunks(size) {
+            requests.spawn(send(self.clone(), chunk.to_vec()));
+        }
+        let mut got = Vec::new();
+        while let Some(r) = requests.join_next().await {
+            got.extend(r.map_err(|e| PortError::Transient(format!("{op} task failed: {e}")))??);
+        }
+        Ok(got)
+    }
+
     /// Gets items by key (BatchGetItem, strongly consistent, unprocessed keys retried), the
     /// requests of 100 keys concurrently.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
-        let mut requests = tokio::task::JoinSet::new();
-        for chunk in keys.chunks(BATCH_GET) {
-            let (this, chunk) = (self.clone(), chunk.to_vec());
-            requests.spawn(async move { this.batch_get_one(chunk).await });
-        }
-        let mut found = Vec::new();
-        while let Some(r) = requests.join_next().await {
-            found.extend(r.map_err(|e| PortError::Transient(format!("BatchGetItem task failed: {e}")))??);
-        }
-        Ok(found)
-    }
-
-    /// One BatchGetItem of at most 100 keys, until every key is processed.
-    async fn batch_get_one(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
-        super::batch_get_items(&self.client, &self.table, keys, None, &self.meter).await
+        self.all_at_once("BatchGetItem", keys, BATCH_GET, |this, chunk| async move {
+            super::batch_get_items(&this.client, &this.table, chunk, None, &this.meter).await
+        })
+        .await
     }
 
     /// Writes (puts and deletes) in BatchWriteItem requests of 25, all at once (a page's 11 at
     /// most: one after the other, a check's writer is bound by DynamoDB's latency, not its
     /// throughput), unprocessed ones retried. The keys are distinct: no order is needed.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), PortError> {
-        let mut batches = tokio::task::JoinSet::new();
-        for chunk in requests.chunks(BATCH_WRITE) {
-            let (this, chunk) = (self.clone(), chunk.to_vec());
-            batches.spawn(async move { this.batch_write_one(chunk).await });
-        }
-        while let Some(r) = batches.join_next().await {
-            r.map_err(|e| PortError::Transient(format!("BatchWriteItem task failed: {e}")))??;
-        }
+        self.all_at_once("BatchWriteItem", requests, BATCH_WRITE, |this, chunk| async move {
+            this.batch_write_one(chunk).await.map(|()| Vec::<()>::new())
+        })
+        .await?;
         Ok(())
     }
 
@@ -290,16 +300,8 @@ impl DynamoEpisodeStore {
     /// The stream's last applied run (start, task id), if any.
     pub async fn last_applied(&self, stream: &str) -> Result<Option<(i64, String)>, PortError> {
         let stream = &self.scoped(stream);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(head_key(stream)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
-        Ok(out.item.as_ref().and_then(last_run))
+        let item = self.meter.get(&self.client, &self.table, head_key(stream)).await?;
+        Ok(item.as_ref().and_then(last_run))
     }
 }
 
@@ -505,24 +507,12 @@ impl EpisodeStore for DynamoEpisodeStore {
         match r {
             Ok(out) => Ok(StreamLock::Acquired { last_run: out.attributes.as_ref().and_then(last_run) }),
             Err(e) if is_condition_failed(&e) => {
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(head_key(stream)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetItem", e))?
-                    .item
-                    .unwrap_or_default();
+                let item = self.meter.get(&self.client, &self.table, head_key(stream)).await?.unwrap_or_default();
                 if let Some((last_start, last_task)) = last_run(&item).filter(|(start, _)| *start >= run_start) {
                     return Ok(StreamLock::Late { last_start, last_task });
                 }
-                let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let until =
-                    item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-                Ok(StreamLock::Busy { holder, until })
+                let (holder, until) = super::lease_holder(&item);
+                Ok(StreamLock::Busy { holder, until: until.unwrap_or(0) })
             }
             Err(e) => Err(classify("UpdateItem", e)),
         }

@@ -133,20 +133,9 @@ impl MemberStore for DynamoMemberStore {
         if self.meter.update(req).await? {
             return Ok(ReaderLease::Taken);
         }
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::reader_key(member)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?
-            .item
-            .unwrap_or_default();
-        let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let until = item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(now_ms);
-        Ok(ReaderLease::Busy { holder, until })
+        let item = self.meter.get(&self.client, &self.table, Self::reader_key(member)).await?.unwrap_or_default();
+        let (holder, until) = super::lease_holder(&item);
+        Ok(ReaderLease::Busy { holder, until: until.unwrap_or(now_ms) })
     }
 
     async fn renew_reader(&self, member: &Member, owner: &str, until: i64) -> Result<bool, PortError> {

@@ -43,7 +43,8 @@ use super::classify;
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::types::ConsumedCapacity;
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_smithy_runtime_api::client::result::SdkError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -99,14 +100,7 @@ impl CapacityMeter {
         &self,
         req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     ) -> Result<bool, PortError> {
-        match req.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total).send().await {
-            Ok(out) => {
-                self.add_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify("UpdateItem", e)),
-        }
+        self.applied("UpdateItem", req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await)
     }
 
     /// The same for a PutItem.
@@ -114,15 +108,70 @@ impl CapacityMeter {
         &self,
         req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
     ) -> Result<bool, PortError> {
-        match req.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total).send().await {
+        self.applied("PutItem", req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await)
+    }
+
+    /// Counts a conditional write's capacity: `true` when applied, `false` when its condition
+    /// failed, an error naming `op` otherwise.
+    fn applied<O: WriteOutput, E, R>(&self, op: &str, sent: Result<O, SdkError<E, R>>) -> Result<bool, PortError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match sent {
             Ok(out) => {
-                self.add_write(out.consumed_capacity());
+                self.add_write(out.consumed());
                 Ok(true)
             }
             Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify("PutItem", e)),
+            Err(e) => Err(classify(op, e)),
         }
     }
+
+    /// A strongly consistent GetItem of `key` (`None`: no such item), its capacity counted.
+    pub(super) async fn get(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<Item>, PortError> {
+        let out = client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        self.add_read(out.consumed_capacity());
+        Ok(out.item)
+    }
+}
+
+/// A write's output, which reports the capacity it consumed.
+trait WriteOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity>;
+}
+
+impl WriteOutput for aws_sdk_dynamodb::operation::update_item::UpdateItemOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity()
+    }
+}
+
+impl WriteOutput for aws_sdk_dynamodb::operation::put_item::PutItemOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity()
+    }
+}
+
+/// Who holds a lease item (`holder`, `holderUntil`; empty and `None` when free or missing), as
+/// a condition that failed on it found it.
+pub(super) fn lease_holder(item: &Item) -> (String, Option<i64>) {
+    let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let until = item.get("holderUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+    (holder, until)
 }
 
 /// A DynamoDB item.
@@ -230,7 +279,7 @@ pub(super) async fn batch_get_items(
     projection: Option<&str>,
     meter: &CapacityMeter,
 ) -> Result<Vec<Item>, PortError> {
-    use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
     until_processed("BatchGetItem", keys, |pending| {
         let ka = KeysAndAttributes::builder()
             .set_keys(Some(pending))

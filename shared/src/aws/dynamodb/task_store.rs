@@ -72,16 +72,7 @@ impl DynamoTaskStore {
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskSummary>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(task_id, "SUMMARY")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
-        out.item.map(from_item).transpose()
+        self.meter.get(&self.client, &self.table, self.key(task_id, "SUMMARY")).await?.map(from_item).transpose()
     }
 }
 
