@@ -47,6 +47,9 @@ struct Row {
     secs: f64,
     to_digest_secs: f64,
     ingest_secs: f64,
+    /// Loading the run's view of its stream; the reading waits for it once its read-ahead budget
+    /// (`READ_AHEAD_BYTES`) is full.
+    view_load_secs: f64,
     new: u64,
     resolved: u64,
     write_units: f64,
@@ -126,6 +129,8 @@ struct Logged {
     throttled: f64,
     write_units: f64,
     read_units: f64,
+    /// Loading the run's view of its stream (open episodes, seen records), every invocation.
+    view_load_ms: f64,
     digest_at: Option<Instant>,
 }
 
@@ -227,6 +232,7 @@ async fn run(bin: &str, b: &Bench, mode: &'static str, label: &'static str, max_
             let fields = &v["fields"];
             match fields["message"].as_str() {
                 Some("digest sent") => l.digest_at = Some(Instant::now()),
+                Some("run view loaded") => l.view_load_ms += num(fields, "ms"),
                 Some("dynamodb capacity consumed") => {
                     l.write_units += num(fields, "write_units");
                     l.read_units += num(fields, "read_units");
@@ -304,6 +310,7 @@ async fn run(bin: &str, b: &Bench, mode: &'static str, label: &'static str, max_
         secs,
         to_digest_secs,
         ingest_secs: logged.ingest_ms / 1000.0,
+        view_load_secs: logged.view_load_ms / 1000.0,
         new: digest["newCount"].as_u64().unwrap_or(0),
         resolved: digest["resolvedCount"].as_u64().unwrap_or(0),
         write_units: logged.write_units,
@@ -455,11 +462,14 @@ async fn main() {
     println!("to digest s: notification delivered -> digest published (the 'digest sent' log line); seconds: the whole invocation, episode closing included");
     println!("% of 2,500/s: findings / to-digest seconds over the ListAuditFindings ceiling (aws-quota mode)");
     println!("WCU: write units DynamoDB Local reported for the invocation (ReturnConsumedCapacity TOTAL, index included); before: the previous layout's finding items for the same findings");
+    println!(
+        "view load s: loading the run's view of its stream (its open episodes); reading waits for it after 16 pages"
+    );
     println!("store alone: findings/s DynamoDB Local takes for the previous layout's items written alone (no reading)");
     println!("exact: the findings rebuilt from the episodes are the task's, one for one");
     println!();
-    println!("| mode | run | findings | new | resolved | to digest s | seconds | ingest s | % of 2,500/s | WCU | WCU before | RCU | store alone /s | peak RSS MB | exact | throttled attempts | error |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
+    println!("| mode | run | findings | new | resolved | to digest s | seconds | ingest s | view load s | % of 2,500/s | WCU | WCU before | RCU | store alone /s | peak RSS MB | exact | throttled attempts | error |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
     let modes: Vec<&'static str> = match std::env::var("BENCH_MODES") {
         Ok(v) => ["unlimited", "aws-quota"].into_iter().filter(|m| v.split(',').any(|w| w.trim() == *m)).collect(),
         Err(_) => vec!["unlimited", "aws-quota"],
@@ -508,7 +518,7 @@ fn print_row(r: &Row) {
         "-".into()
     };
     println!(
-        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} | {} |",
         r.mode,
         r.run,
         r.findings,
@@ -517,6 +527,7 @@ fn print_row(r: &Row) {
         r.to_digest_secs,
         r.secs,
         r.ingest_secs,
+        r.view_load_secs,
         pct,
         r.write_units,
         r.legacy_write_units,

@@ -2,16 +2,37 @@
 //! known when the last page was read; only the listed findings are fetched), published to the
 //! mail topic, then to the chat topic if one is set.
 
-use crate::ingest::{Ingestor, StreamRun};
+use crate::ingest::Ingestor;
 use crate::run_view::{self, RunView};
 use audit_shared::chat_digest::render_chat;
 use audit_shared::digest::{self, Changes, ChatDelivery, DigestFinding, MAX_LISTED};
 use audit_shared::digest_lifecycle::{self, Listed, TREND_RUNS};
-use audit_shared::ports::{AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, TaskStore};
+use audit_shared::ports::{
+    AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, SuppressionInfo, TaskStore,
+};
 use audit_shared::summary::{DigestState, LifecycleState, TaskOutline, TaskSummary};
 use audit_shared::{TaskStatus, TaskType};
 use std::collections::HashSet;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
+
+/// What a digest reads that does not depend on the findings (the account's suppressions,
+/// ListAuditSuppressions), started when the reading starts so that it is there when the last
+/// page is read. Dropped unused (the invocation hands over to a continuation), it is aborted.
+pub(crate) struct DigestPrefetch(JoinHandle<Result<Vec<SuppressionInfo>, PortError>>);
+
+impl DigestPrefetch {
+    /// The suppressions as the prefetch read them.
+    async fn suppressions(mut self) -> Result<Vec<SuppressionInfo>, PortError> {
+        (&mut self.0).await.unwrap_or_else(|e| Err(PortError::Transient(format!("listing suppressions failed: {e}"))))
+    }
+}
+
+impl Drop for DigestPrefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl<R, S, E, P, Q> Ingestor<R, S, E, P, Q>
 where
@@ -26,13 +47,23 @@ where
         ended_with_results && (o.task_type == TaskType::Scheduled || self.config.on_demand_digest)
     }
 
+    /// Starts reading what the digest of `summary` will need whatever the findings are, when
+    /// it is still to be sent.
+    pub(crate) fn prefetch_digest(&self, summary: &TaskSummary) -> Option<DigestPrefetch> {
+        let pending = matches!(summary.digest, DigestState::Pending | DigestState::Publishing);
+        (pending && self.wants_digest(&summary.outline)).then(|| {
+            let ports = self.ports.clone();
+            DigestPrefetch(tokio::spawn(async move { ports.reader.list_suppressions().await }))
+        })
+    }
+
     /// Sends the digest at most once; see [`DigestState`].
     pub(crate) async fn send_digest(
         &self,
         summary: &TaskSummary,
         owner: &str,
         view: &mut Option<RunView>,
-        stream: &StreamRun,
+        prefetch: Option<DigestPrefetch>,
     ) -> Result<DigestState, PortError> {
         let o = &summary.outline;
         let store = &self.ports.store;
@@ -47,14 +78,14 @@ where
             None => {}
             Some(DigestState::Publishing) => {
                 // An invocation died between claiming and recording: it may have published.
-                let d = self.build_digest(summary, view, stream).await?;
+                let d = self.build_digest(summary, view, prefetch).await?;
                 store.record_digest(o, Some(&d), DigestState::Unconfirmed, None).await?;
                 error!(task_id = %o.task_id, "digest state unknown after a crash: not sending it again (stored as DIGEST)");
                 return Ok(DigestState::Unconfirmed);
             }
             Some(other) => return Ok(other),
         }
-        let mut d = match self.build_digest(summary, view, stream).await {
+        let mut d = match self.build_digest(summary, view, prefetch).await {
             Ok(d) => d,
             Err(e) => {
                 store.record_digest(o, None, DigestState::Pending, None).await?;
@@ -91,22 +122,31 @@ where
     }
 
     /// The digest: this run against its stream's episodes (when it advanced them), the checks
-    /// against the previous run, and the account's suppressions.
+    /// against the previous run, and the account's suppressions (`prefetch`ed, or read now).
     async fn build_digest(
         &self,
         summary: &TaskSummary,
         view: &mut Option<RunView>,
-        _stream: &StreamRun,
+        prefetch: Option<DigestPrefetch>,
     ) -> Result<digest::Digest, PortError> {
         let o = &summary.outline;
         let store = &self.ports.store;
         let completed = o.task_status == TaskStatus::Completed;
-        let previous =
-            if completed { store.previous_run(&o.audit_stream(), o.task_start_time, &o.task_id).await? } else { None };
+        let previous = async {
+            match completed {
+                true => store.previous_run(&o.audit_stream(), o.task_start_time, &o.task_id).await,
+                false => Ok(None),
+            }
+        };
+        let suppressions = async {
+            match prefetch {
+                Some(p) => p.suppressions().await,
+                None => self.ports.reader.list_suppressions().await,
+            }
+        };
         let mut changes = Changes::default();
         let mut lifecycle = None;
-        let mut pre_listed = None;
-        if completed && summary.lifecycle == LifecycleState::Pending {
+        let (previous, suppressions) = if completed && summary.lifecycle == LifecycleState::Pending {
             let v = match view {
                 Some(v) => v,
                 None => view.insert(run_view::load(&self.ports.episodes, summary).await?),
@@ -114,16 +154,16 @@ where
             let deadlines = &self.config.deadlines;
             let stats = v.set.stats(deadlines, MAX_LISTED);
             let known = v.known();
-            // The listed findings not opened by this invocation, the trend and the suppressions
-            // are read at once.
+            // The listed findings not opened by this invocation, the trend, the previous run and
+            // the suppressions are read at once.
             let stream = o.audit_stream();
-            let (listed, earlier, suppressions) = tokio::join!(
+            let (listed, earlier, previous, suppressions) = tokio::join!(
                 self.listed(o, &stats, known),
                 store.recent_runs(&stream, o.task_start_time, TREND_RUNS - 1),
-                self.ports.reader.list_suppressions()
+                previous,
+                suppressions
             );
             let (listed, earlier) = (listed?, earlier?);
-            pre_listed = Some(suppressions);
             let finding = |h: &u64| listed.get(h).map(|(f, _, _)| f.clone());
             stats.listed_new.iter().filter_map(finding).for_each(|f| changes.add_new(f));
             stats.listed_resolved.iter().filter_map(finding).for_each(|f| changes.add_resolved(f));
@@ -142,7 +182,11 @@ where
                 &earlier,
                 &summary.open_by_severity(),
             ));
-        }
+            (previous?, suppressions)
+        } else {
+            let (previous, suppressions) = tokio::join!(previous, suppressions);
+            (previous?, suppressions)
+        };
         let mut d = digest::build(summary, previous.as_ref(), changes, &self.region);
         d.lifecycle = lifecycle;
         d.member = self.member.as_ref().map(|m| match self.config.account_names.get(&m.account_id) {
@@ -155,10 +199,6 @@ where
         }
         d.subject = digest::subject(&d);
         // A digest without the suppression list is still worth sending: the error is shown.
-        let suppressions = match pre_listed {
-            Some(s) => s,
-            None => self.ports.reader.list_suppressions().await,
-        };
         let listed = suppressions.map_err(|e| {
             warn!(task_id = %o.task_id, error = %e, "suppressions not listed for the digest");
             e.to_string()

@@ -15,16 +15,16 @@
 
 use crate::config::Config;
 use crate::metrics::IngestMetrics;
+use crate::read_ahead::{HeldPage, ReadAhead, READ_AHEAD_BYTES};
 use crate::run_view::{self, RunView};
 use audit_shared::ports::{
-    AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, FindingsPage, PortError, StreamLock,
-    TaskStore,
+    AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, StreamLock, TaskStore,
 };
 use audit_shared::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -90,8 +90,8 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 enum Msg {
-    /// A page, and its place among the pages read but not yet written.
-    Page(FindingsPage, OwnedSemaphorePermit),
+    /// A page, held in the read-ahead budget until written.
+    Page(HeldPage),
     /// The page token was refused: start the check again from its first page.
     Restart,
 }
@@ -168,7 +168,9 @@ where
         };
         let mut metrics = IngestMetrics::default();
         let mut view: Option<RunView> = None;
+        let mut prefetch = None;
         if summary.ingest == IngestState::Ingesting {
+            prefetch = self.prefetch_digest(&summary);
             let read = self.read_checks(&mut summary, owner, slice_end, &mut metrics, &stream).await;
             let all_read = match read {
                 Ok((done, v)) => {
@@ -215,7 +217,7 @@ where
             info!(task_id, status = %summary.outline.task_status, stored = summary.progress.values().map(|p| p.stored).sum::<i64>(),
                 pages = summary.pages_read + metrics.pages_read as i64, throttled = metrics.throttles, "ingest complete");
         }
-        let digest = self.send_digest(&summary, owner, &mut view, &stream).await;
+        let digest = self.send_digest(&summary, owner, &mut view, prefetch).await;
         let digest = match digest {
             Ok(d) => d,
             Err(e) => {
@@ -341,7 +343,7 @@ where
         };
         let limiter = Arc::new(RateLimiter::new(self.config.findings_rate_limit));
         let permits = Arc::new(Semaphore::new(self.config.read_concurrency));
-        let unwritten = Arc::new(Semaphore::new(PAGES_UNWRITTEN));
+        let unwritten = ReadAhead::new(READ_AHEAD_BYTES);
         let outline = Arc::new(summary.outline.clone());
         let may_have_closed = stream.last_run.is_some();
         let mut set = JoinSet::new();
@@ -410,7 +412,7 @@ struct CheckReader<R, S, E, P, Q> {
     limiter: Arc<RateLimiter>,
     view: Arc<tokio::sync::Mutex<RunView>>,
     /// Bounds the pages read but not yet written, all checks together.
-    unwritten: Arc<Semaphore>,
+    unwritten: ReadAhead,
     slice_end: Instant,
     lease: Duration,
     /// Whether resolved episodes may exist (a finding not open may be coming back).
@@ -442,25 +444,26 @@ where
                             progress = CheckProgress::default();
                             this.view.lock().await.set.restart_check();
                         }
-                        Msg::Page(page, _unwritten) => {
+                        Msg::Page(page) => {
+                            let findings = page.findings()?;
                             run_view::write_page(
                                 &this.ports.episodes,
                                 &this.view,
                                 &this.outline,
                                 &check,
                                 progress.pages,
-                                &page.findings,
+                                &findings,
                                 this.may_have_closed,
                             )
                             .await?;
-                            progress.stored += page.findings.len() as i64;
+                            progress.stored += page.count as i64;
                             progress.pages += 1;
-                            stored += page.findings.len() as u64;
+                            stored += page.count as u64;
                             if progress.severity.is_none() {
-                                progress.severity = page.findings.first().map(|f| f.severity.clone());
+                                progress.severity = findings.first().map(|f| f.severity.clone());
                             }
                             progress.done = page.next_token.is_none();
-                            progress.next_token = page.next_token;
+                            progress.next_token = page.next_token.clone();
                         }
                     }
                     let until = now_ms() + this.lease.as_millis() as i64;
@@ -481,8 +484,14 @@ where
                 Ok(page) => {
                     pages += 1;
                     let next = page.next_token.clone();
-                    let slot = this.unwritten.clone().acquire_owned().await.expect("semaphore open");
-                    if tx.send(Msg::Page(page, slot)).await.is_err() {
+                    let held = match this.unwritten.hold(page).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    };
+                    if tx.send(Msg::Page(held)).await.is_err() {
                         break; // the writer failed; its error is reported below
                     }
                     match next {
@@ -513,11 +522,6 @@ where
     }
 }
 
-/// Pages a check's reader may be ahead of its writer (the bound that matters is
-/// [`PAGES_UNWRITTEN`]).
+/// Pages a check's reader may be ahead of its writer (the bound that matters is the read-ahead
+/// budget, [`READ_AHEAD_BYTES`]).
 const PAGES_BUFFERED: usize = 64;
-
-/// Pages read but not yet written, all checks together: while the stream's open episodes load,
-/// pages wait instead of leaving rate-limit slots unused (at the quota, 1.6 s of reading), and
-/// memory stays bounded when writing is slower than reading (~250 findings, ~0.5 MB a page).
-const PAGES_UNWRITTEN: usize = 16;

@@ -8,6 +8,7 @@ pub mod handler;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod read_ahead;
 pub mod run_view;
 
 use audit_shared::aws::dynamodb::{CapacityMeter, DynamoEpisodeStore, DynamoMemberStore, DynamoTaskStore};

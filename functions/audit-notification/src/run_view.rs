@@ -13,6 +13,7 @@ use audit_shared::CheckRunStatus;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
+use tracing::info;
 
 /// A listed finding: its details, first seen, and when its previous episode was resolved.
 pub type Known = (DigestFinding, i64, Option<i64>);
@@ -80,7 +81,7 @@ pub async fn load_into<E: EpisodeStore + 'static>(
     summary: &TaskSummary,
     mut view: OwnedMutexGuard<RunView>,
 ) -> Result<(), PortError> {
-    let stream = summary.outline.audit_stream();
+    let (stream, started) = (summary.outline.audit_stream(), std::time::Instant::now());
     let (tx, mut rx) = mpsc::channel(4);
     let mut readers = tokio::task::JoinSet::new();
     // Four shards at a time: each page in flight is up to 1 MB.
@@ -103,7 +104,9 @@ pub async fn load_into<E: EpisodeStore + 'static>(
         });
     }
     drop(tx);
+    let mut open = 0usize;
     while let Some(page) = rx.recv().await {
+        open += page.len();
         page.iter().for_each(|e| view.set.load(e));
     }
     while let Some(r) = readers.join_next().await {
@@ -116,9 +119,12 @@ pub async fn load_into<E: EpisodeStore + 'static>(
         seen.into_iter().for_each(|h| view.set.mark_seen(h));
         match next {
             Some(c) => cursor = Some(c),
-            None => return Ok(()),
+            None => break,
         }
     }
+    // How long the reading may have waited for it (pages wait for the view to be classified).
+    info!(task_id = %summary.outline.task_id, stream, open, ms = started.elapsed().as_millis() as u64, "run view loaded");
+    Ok(())
 }
 
 /// Classifies one page against the view, writes what changed, then records it in the view.
