@@ -456,14 +456,14 @@ where
                                 this.may_have_closed,
                             )
                             .await?;
-                            progress.stored += page.count as i64;
+                            progress.stored += findings.len() as i64;
                             progress.pages += 1;
-                            stored += page.count as u64;
+                            stored += findings.len() as u64;
                             if progress.severity.is_none() {
                                 progress.severity = findings.first().map(|f| f.severity.clone());
                             }
                             progress.done = page.next_token.is_none();
-                            progress.next_token = page.next_token.clone();
+                            progress.next_token = page.next_token;
                         }
                     }
                     let until = now_ms() + this.lease.as_millis() as i64;

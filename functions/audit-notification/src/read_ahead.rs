@@ -25,8 +25,6 @@ pub struct ReadAhead {
 /// it is dropped.
 pub struct HeldPage {
     encoded: Vec<u8>,
-    /// The page's findings, counted.
-    pub count: usize,
     /// The token of the page after it (`None`: the check's last page).
     pub next_token: Option<String>,
     _held: OwnedSemaphorePermit,
@@ -46,7 +44,7 @@ impl ReadAhead {
             .map_err(|e| PortError::Permanent(format!("cannot hold a page of findings: {e}")))?;
         let kib = (encoded.len().div_ceil(1024) as u32).clamp(1, self.budget_kib);
         let held = self.kib.clone().acquire_many_owned(kib).await.expect("the budget is never closed");
-        Ok(HeldPage { encoded, count: page.findings.len(), next_token: page.next_token, _held: held })
+        Ok(HeldPage { encoded, next_token: page.next_token, _held: held })
     }
 
     /// KiB of the budget free now.
@@ -99,7 +97,7 @@ mod tests {
         let ahead = ReadAhead::new(1 << 20);
         let findings: Vec<Finding> = (0..250).map(finding).collect();
         let held = ahead.hold(FindingsPage { findings: findings.clone(), next_token: Some("t".into()) }).await.unwrap();
-        assert_eq!((held.count, held.next_token.as_deref()), (250, Some("t")));
+        assert_eq!(held.next_token.as_deref(), Some("t"));
         assert_eq!(held.findings().unwrap(), findings);
     }
 
@@ -119,7 +117,7 @@ mod tests {
         assert!(!third.is_finished(), "a third page does not fit");
         drop(first);
         let third = tokio::time::timeout(std::time::Duration::from_secs(5), third).await.unwrap().unwrap();
-        assert_eq!(third.count, 250);
+        assert_eq!(third.findings().unwrap().len(), 250);
         assert!(ahead.free_kib() < one, "two pages held");
     }
 
@@ -130,6 +128,6 @@ mod tests {
         let held = ahead.hold(page.clone()).await.unwrap();
         assert_eq!(ahead.free_kib(), 0);
         drop(held);
-        assert_eq!(ahead.hold(page).await.unwrap().count, 250);
+        assert_eq!(ahead.hold(page).await.unwrap().findings().unwrap().len(), 250);
     }
 }
