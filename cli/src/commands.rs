@@ -6,7 +6,8 @@ use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoT
 use audit_shared::history::{open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::{fmt_age, DAY_MS};
 use audit_shared::ports::{Episode, MemberStore, PortError, TaskStore};
-use audit_shared::Severity;
+use audit_shared::summary::{IngestState, LifecycleState, TaskSummary};
+use audit_shared::{Severity, TaskStatus};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a command could not answer.
@@ -18,6 +19,8 @@ pub enum CommandError {
     Severity(String),
     #[error("no task {0} in the table (never ingested, or past the retention)")]
     NoTask(String),
+    #[error("task {task}: {why}")]
+    NotKept { task: String, why: String },
     #[error("--until {until} is before --since {since}")]
     Period { since: String, until: String },
 }
@@ -65,6 +68,45 @@ fn episode_row(e: &Episode, now: i64) -> Vec<String> {
 
 const EPISODE_COLUMNS: [&str; 9] =
     ["audit", "severity", "check", "resource", "first_seen", "resolved", "age", "came_back", "muted"];
+
+/// Why the history cannot say what a task found, when it cannot: its findings were not kept
+/// (not read, or every check late) or are still being read. `None`: the episodes answer, for
+/// the checks it applied (a task none of whose checks completed found nothing: no rows).
+fn task_findings_unknown(s: &TaskSummary) -> Option<String> {
+    let completed = s.completed_checks();
+    if s.outline.task_status != TaskStatus::Completed {
+        return (!completed.is_empty()).then(|| {
+            format!(
+                "the task ended {}; only a COMPLETED task's findings are kept, so its {} completed check(s) were not read",
+                s.outline.task_status,
+                completed.len()
+            )
+        });
+    }
+    if s.ingest != IngestState::Complete {
+        return Some("its findings are still being read; ask again once its digest is out".into());
+    }
+    if s.lifecycle == LifecycleState::NotTracked && !completed.is_empty() {
+        return Some(format!("its findings were not kept. {}", late_note(s)));
+    }
+    None
+}
+
+/// Which checks of a task were not applied to the history, and which run applied each first.
+fn late_note(s: &TaskSummary) -> String {
+    let late: Vec<String> = s
+        .late_checks
+        .iter()
+        .map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, day(r.start)))
+        .collect();
+    if late.is_empty() {
+        return "a run started no earlier was applied first".into();
+    }
+    format!(
+        "Not applied to the history, because a run started no earlier applied them first (their findings are not listed): {}",
+        late.join(", ")
+    )
+}
 
 /// Runs the command of `cli`.
 pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, CommandError> {
@@ -155,8 +197,13 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         }
         Command::Task { id } => {
             let s = tasks.load(id).await?.ok_or_else(|| CommandError::NoTask(id.clone()))?;
-            let (audit, start) = (s.outline.audit_stream(), s.outline.task_start_time);
-            let mut found = store.run_findings(&audit, start).await?;
+            if let Some(why) = task_findings_unknown(&s) {
+                return Err(CommandError::NotKept { task: id.clone(), why });
+            }
+            if !s.late_checks.is_empty() {
+                eprintln!("{}", late_note(&s));
+            }
+            let mut found = store.run_findings(&s).await?;
             found.sort_by(|a, b| {
                 (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(
                     &b.finding.severity,

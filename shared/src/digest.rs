@@ -174,6 +174,10 @@ pub struct Digest {
     /// Why the run was not compared with the stream's history, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_compared: Option<String>,
+    /// Checks the run completed but did not apply to the history, each with the run (started
+    /// no earlier) that applied it first: their findings are in no episode and no count here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_applied: BTreeMap<String, crate::stream_head::AppliedRun>,
     /// The member account-region the audit ran in (`<account>:<region>`, with its name when
     /// known), when it is not the hub's own: a hub's digests say whose they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,6 +370,7 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
         chat: None,
         lifecycle: None,
         not_compared: None,
+        not_applied: current.late_checks.clone(),
         member: None,
     };
     d.subject = subject(&d);
@@ -490,6 +495,15 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
         }
         None => {
             let _ = writeln!(head, "First run of this audit: every finding counts as new.");
+        }
+    }
+    if !d.not_applied.is_empty() {
+        let _ = writeln!(
+            head,
+            "Not applied to the history (a run started no earlier applied these checks first; their findings are not counted here):"
+        );
+        for (check, run) in &d.not_applied {
+            let _ = writeln!(head, "  {check}: task {} started {}", run.task_id, fmt_time(run.start));
         }
     }
     let _ = writeln!(

@@ -26,6 +26,7 @@ pub mod rollup;
 pub mod schedule;
 pub mod settings;
 pub mod setup;
+pub mod stream_head;
 pub mod summary;
 pub mod suppression;
 pub mod vocabulary;

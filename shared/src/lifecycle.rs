@@ -307,9 +307,15 @@ impl OpenSet {
 
     /// Adds a stored open episode (loading; call [`OpenSet::loaded`] after the last).
     /// Episodes first seen by this run are this run's new ones (written by an earlier slice).
+    /// Runs of one stream may be applied out of order (per check, see
+    /// [`crate::stream_head`]): an episode is this run's only if it is of a check this run
+    /// applies and was first seen (or its mute changed) at this run's start exactly; a later
+    /// run's episodes of other checks are neither new nor changed here.
     pub fn load(&mut self, e: &OpenEpisode) {
+        let check = self.check_index(&e.check_name);
+        let mine = |t: i64| secs(t) == self.run_start_s && self.completed.get(check as usize).copied().unwrap_or(false);
         let mut flags = 0;
-        if secs(e.first_seen) >= self.run_start_s {
+        if mine(e.first_seen) {
             flags |= NEW;
             if e.previous_resolved.is_some() {
                 flags |= CAME_BACK;
@@ -319,17 +325,11 @@ impl OpenSet {
             flags |= MUTED;
         }
         // Muted before this run: as stored, unless this run changed it.
-        let changed_now = e.muted_changed_at.is_some_and(|t| secs(t) >= self.run_start_s);
+        let changed_now = e.muted_changed_at.is_some_and(mine);
         if e.suppressed != changed_now {
             flags |= MUTED_BEFORE;
         }
-        let entry = Entry::new(
-            e.hash,
-            secs(e.first_seen),
-            self.check_index(&e.check_name),
-            self.severity_index(&e.severity),
-            flags,
-        );
+        let entry = Entry::new(e.hash, secs(e.first_seen), check, self.severity_index(&e.severity), flags);
         push(&mut self.entries[bucket(e.hash)], entry);
     }
 
@@ -432,6 +432,16 @@ impl OpenSet {
         self.all().filter(|e| self.resolves(e)).map(|e| e.hash).collect()
     }
 
+    /// The same, by check (a check's resolved episodes were last seen at its own last run).
+    pub fn resolved_by_check(&mut self) -> BTreeMap<String, Vec<u64>> {
+        self.merge();
+        let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for e in self.all().filter(|e| self.resolves(e)) {
+            out.entry(self.checks[e.check as usize].clone()).or_default().push(e.hash);
+        }
+        out
+    }
+
     /// Every number the digest needs, and the hashes of the findings it lists.
     pub fn stats(&mut self, deadlines: &Deadlines, listed: usize) -> LifecycleStats {
         self.merge();
@@ -482,7 +492,8 @@ impl OpenSet {
             } else {
                 st.persisting += 1;
             }
-            let age = start - ms(e.first_seen);
+            // A later run's episode (runs applied out of order) is no older than this run.
+            let age = (start - ms(e.first_seen)).max(0);
             let bucket = AGE_BUCKETS_DAYS.iter().position(|d| age < d * DAY_MS).unwrap_or(AGE_BUCKETS_DAYS.len());
             st.open_by_age.entry(sev.clone()).or_insert([0; 4])[bucket] += 1;
             oldest.push((e.first_seen, r, e.hash));
@@ -616,6 +627,40 @@ mod tests {
         assert_eq!(Deadlines::parse("HIGH").unwrap_err(), DeadlineError::Malformed("HIGH".into()));
         assert_eq!(d.for_severity(&Severity::Critical), Some(3 * DAY_MS));
         assert_eq!(d.for_severity(&Severity::Unknown("X".into())), None);
+    }
+
+    #[test]
+    fn a_run_applied_after_a_later_one_owns_only_its_checks_episodes() {
+        // This run (checks A and B, start T) is applied after a run of check C started later
+        // (T + 5 min) and one of check D started at T too: their episodes are not this run's.
+        let mut set = OpenSet::new(T, &checks());
+        set.load(&ep(1, "C", Severity::High, T + 300_000));
+        let mut muted_later = ep(2, "C", Severity::High, T - DAY_MS);
+        muted_later.suppressed = true;
+        muted_later.muted_changed_at = Some(T + 300_000);
+        set.load(&muted_later);
+        set.load(&ep(3, "D", Severity::Low, T));
+        set.load(&ep(4, "A", Severity::Low, T)); // written by an earlier slice of this run
+        set.loaded();
+        assert_eq!(set.observe(4, false), Observation::AlreadyNew);
+        let st = set.stats(&Deadlines::default(), 10);
+        assert_eq!(st.new, BTreeMap::from([(Severity::Low, 1)]), "only 4 is new");
+        assert_eq!((st.persisting, st.unmuted), (2, 0), "1 and 3 stay open, unchanged; 2 stays muted");
+        assert_eq!(st.open_by_age[&Severity::High], [1, 0, 0, 0], "a later run's episode is no older than 0");
+        assert!(set.resolved().is_empty());
+    }
+
+    #[test]
+    fn resolved_episodes_are_grouped_by_check() {
+        let mut set = OpenSet::new(T, &checks());
+        set.load(&ep(1, "A", Severity::Low, T - DAY_MS));
+        set.load(&ep(2, "B", Severity::Low, T - DAY_MS));
+        set.load(&ep(3, "B", Severity::Low, T - DAY_MS));
+        set.load(&ep(4, "C", Severity::Low, T - DAY_MS));
+        set.loaded();
+        let mut by_check = set.resolved_by_check();
+        by_check.values_mut().for_each(|v| v.sort_unstable());
+        assert_eq!(by_check, BTreeMap::from([("A".to_string(), vec![1]), ("B".to_string(), vec![2, 3])]));
     }
 
     #[test]

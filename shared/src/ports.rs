@@ -5,6 +5,7 @@ use crate::digest::Digest;
 use crate::finding::Finding;
 use crate::lifecycle::OpenEpisode;
 use crate::setup::{ActualSetup, SetupRecord, Step};
+use crate::stream_head::StreamHead;
 use crate::summary::{CheckProgress, LifecycleState, TaskOutline, TaskSummary};
 use crate::vocabulary::{TaskStatus, TaskType};
 use crate::work::Continuation;
@@ -265,12 +266,11 @@ pub struct PageChanges {
 /// Whether a run may advance its stream's episodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamLock {
-    /// This run holds the stream; the last run applied before it, if any (start, task id).
-    Acquired { last_run: Option<(i64, String)> },
+    /// This run holds the stream; what the stream's head says of the runs applied before
+    /// (which of this run's checks are late is decided from it: [`StreamHead::standing`]).
+    Acquired { head: StreamHead },
     /// Another run of the stream is applying its changes until `until` (epoch ms).
     Busy { holder: String, until: i64 },
-    /// A run started at `last_start`, after this one, was applied already (or this one was).
-    Late { last_start: i64, last_task: String },
 }
 
 /// The episodes of every audit stream (in the findings table).
@@ -327,13 +327,18 @@ pub trait EpisodeStore: Send + Sync {
         now_ms: i64,
         until: i64,
     ) -> impl Future<Output = Result<StreamLock, PortError>> + Send;
-    /// Records the run as the stream's last applied one and lets the stream go.
+    /// Records the run as the last applied run of each of `checks` (and as the stream's latest
+    /// when `latest`) and lets the stream go, in one write.
     fn unlock_stream(
         &self,
         stream: &str,
         task_id: &str,
         run_start: i64,
+        checks: &[String],
+        latest: bool,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Lets the stream go without recording anything (the run applied nothing).
+    fn release_stream(&self, stream: &str, task_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// What the hub knows of one member account-region.

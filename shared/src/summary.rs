@@ -3,6 +3,7 @@
 
 use crate::checks::CheckName;
 use crate::notification::AuditNotification;
+use crate::stream_head::AppliedRun;
 use crate::vocabulary::{CheckRunStatus, Severity, TaskStatus, TaskType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -174,6 +175,10 @@ pub struct TaskSummary {
     /// The finding lifecycle step.
     #[serde(default)]
     pub lifecycle: LifecycleState,
+    /// Checks this run completed but did not apply to its stream's history, each with the run
+    /// (started no earlier) that applied it first: their findings are in no episode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub late_checks: BTreeMap<String, AppliedRun>,
 }
 
 impl TaskSummary {
@@ -199,7 +204,37 @@ impl TaskSummary {
             lease_owner: None,
             lease_until: 0,
             lifecycle: if reads { LifecycleState::Pending } else { LifecycleState::NotTracked },
+            late_checks: BTreeMap::new(),
         }
+    }
+
+    /// The checks that ran to the end (compliant or not): the ones whose findings the task
+    /// has, and whose episodes not seen again it resolves.
+    pub fn completed_checks(&self) -> Vec<String> {
+        self.outline
+            .checks
+            .iter()
+            .filter(|c| {
+                matches!(c.run_status, CheckRunStatus::CompliantCompleted | CheckRunStatus::NonCompliantCompleted)
+            })
+            .map(|c| c.check_name.to_string())
+            .collect()
+    }
+
+    /// The completed checks this run applies to its stream's history (not late).
+    pub fn applied_checks(&self) -> Vec<String> {
+        if self.lifecycle == LifecycleState::NotTracked {
+            return Vec::new();
+        }
+        self.completed_checks().into_iter().filter(|c| !self.late_checks.contains_key(c)).collect()
+    }
+
+    /// Records `late` as not applied: they are not read.
+    pub fn set_late(&mut self, late: BTreeMap<String, AppliedRun>) {
+        for c in late.keys() {
+            self.progress.remove(c);
+        }
+        self.late_checks = late;
     }
 
     /// Checks still to read.

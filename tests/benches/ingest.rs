@@ -259,18 +259,19 @@ async fn run(bin: &str, b: &Bench, mode: &'static str, label: &'static str, max_
     // Exact: the findings rebuilt from the episodes are the task's, one for one.
     admin(&b.url, "PUT", "/_emulator/faults", json!({})).await;
     // The stored summary's start (the notification's): what the episodes were written with.
-    let outline = {
+    let summary = {
         use audit_shared::ports::TaskStore;
         let store = audit_shared::aws::dynamodb::DynamoTaskStore::new(c.dynamodb.clone(), b.table.clone(), 400);
-        store.load(&task).await.expect("the table answers").expect("summary stored").outline
+        store.load(&task).await.expect("the table answers").expect("summary stored")
     };
+    let outline = &summary.outline;
     let expected: i64 = outline.checks.iter().map(|c| c.non_compliant).sum();
     // Rebuilding a run from 10^6 episodes is itself a long read: count the open ones instead
     // when every finding was new (then they are exactly the run's findings).
     let stored_count = if label == "first" {
         count_open(&c.dynamodb, &b.table, &outline.audit_stream()).await as usize
     } else {
-        run_findings(&c.dynamodb, &b.table, &outline.audit_stream(), outline.task_start_time).await.len()
+        run_findings(&c.dynamodb, &b.table, "", &summary).await.len()
     };
     let digest: Value = {
         let out = c

@@ -136,17 +136,19 @@ pub fn spawn_bootstrap_with(
     cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
-/// The findings of a run (`stream`, started at `run_start`) as the table answers them:
-/// rebuilt from the stream's episodes, as (check, resource key), in table order.
+/// The findings of a task as the table answers them (`prefix`: its member's key prefix, empty
+/// for the hub's own): rebuilt from its stream's episodes, as (check, resource key), in table
+/// order.
 pub async fn run_findings(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
-    stream: &str,
-    run_start: i64,
+    prefix: &str,
+    summary: &audit_shared::summary::TaskSummary,
 ) -> Vec<(String, String)> {
     let store =
-        audit_shared::aws::dynamodb::DynamoEpisodeStore::new(ddb.clone(), table.to_owned(), 400, Default::default());
-    let episodes = store.run_findings(stream, run_start).await.expect("the table answers");
+        audit_shared::aws::dynamodb::DynamoEpisodeStore::new(ddb.clone(), table.to_owned(), 400, Default::default())
+            .for_member(prefix.to_owned());
+    let episodes = store.run_findings(summary).await.expect("the table answers");
     episodes.into_iter().map(|e| (e.finding.check_name.to_string(), e.resource_key)).collect()
 }
 
@@ -177,7 +179,14 @@ pub async fn count_open(ddb: &aws_sdk_dynamodb::Client, table: &str, stream: &st
 /// Runs the `audit-history` binary with `args` against `table` in DynamoDB Local (`env` added);
 /// its stdout, after checking it succeeded.
 pub fn audit_history(table: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = std::process::Command::new(debug_bin("audit-history"))
+    let out = audit_history_output(table, args, env);
+    assert!(out.status.success(), "audit-history {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Runs the compiled `audit-history` against `table` in DynamoDB Local: its whole output.
+pub fn audit_history_output(table: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(debug_bin("audit-history"))
         .args(args)
         .env("TABLE_NAME", table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
@@ -186,9 +195,7 @@ pub fn audit_history(table: &str, args: &[&str], env: &[(&str, &str)]) -> String
         .env("AWS_REGION", "us-east-1")
         .envs(env.iter().copied())
         .output()
-        .expect("audit-history runs (cargo build --workspace builds it)");
-    assert!(out.status.success(), "audit-history {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+        .expect("audit-history runs (cargo build --workspace builds it)")
 }
 
 /// SDK configuration with dummy credentials, a fixed region, and `retries` attempts (adaptive).

@@ -224,7 +224,7 @@ impl Stack {
     /// A task's findings as the table answers them: rebuilt from its stream's episodes.
     pub async fn stored_findings(&self, task_id: &str) -> Vec<(String, String)> {
         let Some(s) = self.try_summary(task_id).await else { return Vec::new() };
-        crate::run_findings(&self.ddb, &self.table, &s.outline.audit_stream(), s.outline.task_start_time).await
+        crate::run_findings(&self.ddb, &self.table, "", &s).await
     }
 
     pub async fn try_summary(&self, task_id: &str) -> Option<TaskSummary> {

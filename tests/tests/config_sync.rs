@@ -49,7 +49,7 @@ impl Env {
             url,
             iot: c.iot,
             syncer,
-            responder: Responder::new(4),
+            responder: Responder::new(4).expect("CA certificates load"),
             cfn: Recorder::start().await,
             stack: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{}/0000", unique("stack")),
             digest_topic,

@@ -79,7 +79,7 @@ async fn every_sample_event_runs_through_its_handler() {
         publisher: SnsDigestPublisher::new(c.sns.clone(), l.digest.clone()),
         config: system_tests::sync_config(&l.table, &l.digest, false),
     });
-    let responder = config_sync::Responder::new(4);
+    let responder = config_sync::Responder::new(4).expect("CA certificates load");
     let mut ran = 0;
     for (name, mut event) in events() {
         if name.starts_with("audit-notification.") {
@@ -148,4 +148,39 @@ async fn the_compiled_bootstrap_handles_the_notification_events() {
         3,
         "scheduled, on-demand and failed tasks each get a digest"
     );
+}
+
+/// The real `config-sync` binary started with a broken environment (a value out of range, the
+/// table missing): it does not stop at start-up but answers the CloudFormation request FAILED,
+/// naming the variable, so the stack is not left waiting for the custom resource's timeout.
+#[tokio::test]
+async fn config_sync_answers_cloudformation_even_when_its_environment_is_broken() {
+    let bin = system_tests::debug_bin("config-sync");
+    assert!(bin.exists(), "{} is missing: build the workspace first (make test does)", bin.display());
+    let cfn = Recorder::start().await;
+    let (_, create) = events().into_iter().find(|(n, _)| n == "config-sync.cfn-create.json").expect("sample event");
+    for (env, named) in [
+        (vec![("TABLE_NAME", "t"), ("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:d")], "RETENTION_DAYS"),
+        (vec![("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:d")], "TABLE_NAME"),
+    ] {
+        let mut env: Vec<(&str, String)> = env.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        if named == "RETENTION_DAYS" {
+            env.push(("RETENTION_DAYS", "ninety".into()));
+        }
+        let api = RuntimeApi::start().await;
+        let mut child = system_tests::spawn_bootstrap(&bin, api.addr, &env);
+        let mut event = create.clone();
+        event["ResponseURL"] = json!(format!("{}/cfn/{named}", cfn.url));
+        let out = api.invoke(event, Duration::from_secs(60)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = out.unwrap_or_else(|e| panic!("{named}: the invocation is answered: {e:?}"));
+        assert_eq!(out["Status"], "FAILED", "{named}: {out}");
+        let answered: Vec<_> = cfn.requests().into_iter().filter(|(_, p, _)| p.ends_with(named)).collect();
+        assert_eq!(answered.len(), 1, "{named}: one response");
+        let body: Value = serde_json::from_str(&answered[0].2).unwrap();
+        assert_eq!(body["Status"], "FAILED");
+        let reason = body["Reason"].as_str().unwrap();
+        assert!(reason.contains("config-sync cannot start") && reason.contains(named), "{reason}");
+    }
 }

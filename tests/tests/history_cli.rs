@@ -151,3 +151,102 @@ async fn errors_name_what_was_wrong() {
         .unwrap();
     assert!(String::from_utf8_lossy(&no_table.stderr).contains("pass --table or set TABLE_NAME"));
 }
+
+/// Starts an on-demand audit of `checks` now, without advancing the clock.
+async fn start_on_demand(stack: &Stack, checks: &[&str]) -> String {
+    let checks = checks.iter().map(|c| c.to_string()).collect();
+    stack.iot.start_on_demand_audit_task().set_target_check_names(Some(checks)).send().await.unwrap().task_id.unwrap()
+}
+
+fn keys(rows: &[Value]) -> BTreeSet<(String, String)> {
+    rows.iter().map(|r| (r["check"].as_str().unwrap().to_owned(), r["resource"].as_str().unwrap().to_owned())).collect()
+}
+
+/// On-demand audits share one stream and each runs its own checks: runs that end (and are
+/// delivered) in the opposite order of their starts, or start in the same millisecond, each
+/// apply their own checks; a run is late only for a check a run started no earlier applied.
+/// `task` answers each task's own findings, as ListAuditFindings does, and says what it lacks.
+#[tokio::test]
+async fn on_demand_runs_ending_out_of_order_each_keep_their_checks_exactly_once() {
+    let stack = Stack::new(
+        &["--frozen-clock", "--fail-check", "LOGGING_DISABLED_CHECK"],
+        &[("ON_DEMAND_DIGEST", "true"), ("OVERDUE_DAYS", DEADLINES)],
+    )
+    .await;
+    let mut all = CHECKS.to_vec();
+    all.push("LOGGING_DISABLED_CHECK");
+    stack.configure(&all).await;
+    // X (checks 0 and 2), then Y (checks 1 and 2) a second later.
+    let x = start_on_demand(&stack, &[CHECKS[0], CHECKS[2]]).await;
+    // Early (check 3) is late for its only check once Z1 is applied: it changes nothing.
+    let early = start_on_demand(&stack, &[CHECKS[3]]).await;
+    stack.advance(1.0).await;
+    let y = start_on_demand(&stack, &[CHECKS[1], CHECKS[2]]).await;
+    // Same start: two audits of different checks in the same millisecond.
+    stack.advance(1.0).await;
+    let z1 = start_on_demand(&stack, &[CHECKS[3]]).await;
+    let z2 = start_on_demand(&stack, &[CHECKS[1]]).await;
+    let failed = start_on_demand(&stack, &["LOGGING_DISABLED_CHECK"]).await;
+    stack.advance(10.0).await;
+    // Delivered newest first: Y, then X (late for check 2 only), then Z2 and Z1.
+    for t in [&y, &x, &z2, &z1, &failed, &early] {
+        stack.deliver(&[stack.notification(t).await]).await.unwrap();
+    }
+    stack.drain().await;
+    let start = |s: audit_shared::summary::TaskSummary| s.outline.task_start_time;
+    assert_eq!(start(stack.summary(&z1).await), start(stack.summary(&z2).await), "started together");
+
+    let of_check = |set: &BTreeSet<(String, String)>, c: &str| -> BTreeSet<(String, String)> {
+        set.iter().filter(|(k, _)| k == c).cloned().collect()
+    };
+    let (fx, fy) = (stack.emulator_findings(&x).await, stack.emulator_findings(&y).await);
+    let (fz1, fz2) = (stack.emulator_findings(&z1).await, stack.emulator_findings(&z2).await);
+    for f in [&fx, &fy, &fz1, &fz2] {
+        assert!(!f.is_empty(), "every audit has findings");
+    }
+    // X applied check 0; check 2 was applied first by Y (started later).
+    let sx = stack.summary(&x).await;
+    assert_eq!(sx.lifecycle, audit_shared::summary::LifecycleState::Applied);
+    assert_eq!(sx.late_checks.keys().cloned().collect::<Vec<_>>(), vec![CHECKS[2].to_string()]);
+    assert_eq!(sx.late_checks[CHECKS[2]].task_id, y);
+    let dx = digest(&stack, &x).await;
+    assert!(dx.not_applied.contains_key(CHECKS[2]) && dx.not_compared.is_none(), "{dx:?}");
+    assert_eq!(dx.new_count as usize, of_check(&fx, CHECKS[0]).len(), "X's new findings are its check 0's");
+    // Z1 and Z2, started together, both applied (different checks); Z2 applied check 1 after Y.
+    for t in [&y, &z1, &z2] {
+        let s = stack.summary(t).await;
+        assert_eq!(s.lifecycle, audit_shared::summary::LifecycleState::Applied, "{t}");
+        assert!(s.late_checks.is_empty(), "{t}: {:?}", s.late_checks);
+    }
+    // The history holds every applied finding exactly once: the stream's open episodes are
+    // X's check 0, Y's check 2 and Z1's check 3 as found, and check 1 as Z2 (the latest) found it.
+    let open = json_rows(&stack, &["open", "--audit", "~on-demand", "--include-muted"]);
+    let open_keys = keys(&open);
+    assert_eq!(open.len(), open_keys.len(), "no finding twice");
+    let mut expected = of_check(&fx, CHECKS[0]);
+    expected.extend(of_check(&fy, CHECKS[2]));
+    expected.extend(fz1.iter().cloned());
+    expected.extend(fz2.iter().cloned());
+    assert_eq!(open_keys, expected);
+
+    // task: exactly what ListAuditFindings returns for the checks the task applied.
+    assert_eq!(keys(&json_rows(&stack, &["task", &y])), fy);
+    assert_eq!(keys(&json_rows(&stack, &["task", &z1])), fz1);
+    assert_eq!(keys(&json_rows(&stack, &["task", &z2])), fz2);
+    let out = system_tests::audit_history_output(&stack.table, &["task", &x, "-o", "json"], &[]);
+    assert!(out.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys(&rows), of_check(&fx, CHECKS[0]), "only the check X applied");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains(CHECKS[2]) && note.contains(&y), "says which check is missing and why: {note}");
+    // A run late for every check kept nothing: said so, naming the run that applied first.
+    let se = stack.summary(&early).await;
+    assert_eq!(se.lifecycle, audit_shared::summary::LifecycleState::NotTracked);
+    assert!(digest(&stack, &early).await.not_compared.is_some());
+    let out = system_tests::audit_history_output(&stack.table, &["task", &early], &[]);
+    let why = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && why.contains("not kept") && why.contains(&z1), "{why}");
+    // A FAILED task (its one check failed) found nothing: no rows, not another run's findings.
+    assert!(stack.emulator_findings(&failed).await.is_empty());
+    assert_eq!(json_rows(&stack, &["task", &failed]), Vec::<Value>::new());
+}

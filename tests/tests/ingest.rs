@@ -468,14 +468,23 @@ async fn sweeper_recovers_a_lost_notification() {
     let out = audit_sweeper::sweep(&reader, &store, &queue, 72).await.unwrap();
     assert_eq!(out["queued"], json!([lost.clone()]), "only the task never ingested");
     stack.drain().await;
-    // The recovered run started before the delivered one, which was applied first: it changes
-    // no finding's history (that would rewind it); its summary and digest say so.
+    // The recovered run started before the delivered one, which was applied first for its one
+    // check: the recovered run changes that check's history not at all (that would rewind it)
+    // and applies its other checks; its summary and digest say which check and why.
     let s = stack.summary(&lost).await;
-    assert_eq!(
-        (s.ingest, s.lifecycle, s.digest),
-        (IngestState::Complete, LifecycleState::NotTracked, DigestState::Sent)
-    );
-    assert!(stack.stored_digest(&lost).await["notCompared"].as_str().unwrap().contains("later run"));
+    assert_eq!((s.ingest, s.lifecycle, s.digest), (IngestState::Complete, LifecycleState::Applied, DigestState::Sent));
+    assert_eq!(s.late_checks.keys().map(String::as_str).collect::<Vec<_>>(), ["DEVICE_CERTIFICATE_EXPIRING_CHECK"]);
+    assert_eq!(s.late_checks["DEVICE_CERTIFICATE_EXPIRING_CHECK"].task_id, delivered);
+    let d = stack.stored_digest(&lost).await;
+    assert_eq!(d["notApplied"]["DEVICE_CERTIFICATE_EXPIRING_CHECK"]["taskId"], json!(delivered));
+    let applied: BTreeSet<_> = stack
+        .emulator_findings(&lost)
+        .await
+        .into_iter()
+        .filter(|(c, _)| c != "DEVICE_CERTIFICATE_EXPIRING_CHECK")
+        .collect();
+    assert!(!applied.is_empty());
+    assert_eq!(stack.stored_findings(&lost).await.into_iter().collect::<BTreeSet<_>>(), applied);
     assert_eq!(stack.digests().await.len(), 2);
     stack.assert_exact(&delivered).await;
     let again = audit_sweeper::sweep(&reader, &store, &queue, 72).await.unwrap();

@@ -83,8 +83,7 @@ async fn assert_stored_exactly(stack: &Stack, iot: &aws_sdk_iot::Client, member:
     let s = summary(stack, &prefix, task_id).await.unwrap_or_else(|| panic!("{member}: task {task_id} stored"));
     assert_eq!(s.ingest, IngestState::Complete, "{member}");
     let expected = emulator_findings(iot, task_id).await;
-    let stream = format!("{prefix}{}", s.outline.audit_stream());
-    let stored = run_findings(&stack.ddb, &stack.table, &stream, s.outline.task_start_time).await;
+    let stored = run_findings(&stack.ddb, &stack.table, &prefix, &s).await;
     assert_eq!(stored.len(), expected.len(), "{member}: no finding lost or doubled");
     assert!(stored.into_iter().collect::<BTreeSet<_>>() == expected, "{member}: stored findings are the emulator's");
     assert_eq!(s.progress.values().map(|p| p.stored).sum::<i64>() as usize, expected.len());

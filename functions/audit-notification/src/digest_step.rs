@@ -194,8 +194,10 @@ where
             None => m.to_string(),
         });
         if completed && summary.lifecycle == LifecycleState::NotTracked {
-            d.not_compared =
-                Some("a later run of this audit was applied first; this one changes no finding's history".into());
+            d.not_compared = Some(
+                "runs started no earlier applied every check of this one first; it changes no finding's history"
+                    .into(),
+            );
         }
         d.subject = digest::subject(&d);
         // A digest without the suppression list is still worth sending: the error is shown.

@@ -20,6 +20,7 @@ use crate::run_view::{self, RunView};
 use audit_shared::ports::{
     AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, StreamLock, TaskStore,
 };
+use audit_shared::stream_head::{RunStanding, StreamHead};
 use audit_shared::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
 use std::sync::{Arc, Mutex};
@@ -236,17 +237,22 @@ where
     }
 
     /// Takes the task's audit stream when the task advances it (COMPLETED, lifecycle pending):
-    /// `None` when another run holds it (a later look is queued and the lease given back). A
-    /// run older than the stream's last applied one is not tracked.
+    /// `None` when another run holds it (a later look is queued and the lease given back).
+    /// Lateness is per check: the checks a run started no earlier applied first are late (not
+    /// read, named in the digest); a run late for every check changes no episode.
     async fn take_stream(&self, summary: &mut TaskSummary, owner: &str) -> Result<Option<StreamRun>, PortError> {
         let o = &summary.outline;
         if summary.lifecycle != LifecycleState::Pending {
-            return Ok(Some(StreamRun { last_run: None }));
+            return Ok(Some(StreamRun::default()));
         }
         let (stream, now) = (o.audit_stream(), now_ms());
-        match self.ports.episodes.lock_stream(&stream, &o.task_id, o.task_start_time, now, now + STREAM_HOLD_MS).await?
+        let head = match self
+            .ports
+            .episodes
+            .lock_stream(&stream, &o.task_id, o.task_start_time, now, now + STREAM_HOLD_MS)
+            .await?
         {
-            StreamLock::Acquired { last_run } => Ok(Some(StreamRun { last_run })),
+            StreamLock::Acquired { head } => head,
             StreamLock::Busy { holder, until } => {
                 let delay = ((until - now) / 1000 + 2).clamp(1, 60) as u32;
                 info!(task_id = %o.task_id, stream, holder, delay, "another run of this audit is being applied: looking again later");
@@ -255,25 +261,37 @@ where
                     .enqueue(&Continuation::new(&o.task_id, "stream-busy").of(self.member.clone()), delay)
                     .await?;
                 self.ports.store.release(&o.task_id, owner).await?;
-                Ok(None)
+                return Ok(None);
             }
-            StreamLock::Late { last_start, last_task } => {
-                let state = if last_task == o.task_id {
-                    LifecycleState::Applied
-                } else {
-                    warn!(task_id = %o.task_id, stream, last_task, last_start,
-                        "a later run of this audit was applied first: this run changes no episode");
-                    LifecycleState::NotTracked
-                };
-                self.ports.store.set_lifecycle(&o.task_id, state).await?;
-                summary.lifecycle = state;
-                Ok(Some(StreamRun { last_run: None }))
+        };
+        let completed = summary.completed_checks();
+        let (apply, late) = match head.standing(&o.task_id, o.task_start_time, &completed) {
+            RunStanding::AlreadyApplied => {
+                // A retry after the release went through: the run is applied.
+                self.ports.episodes.release_stream(&stream, &o.task_id).await?;
+                self.ports.store.set_lifecycle(&o.task_id, LifecycleState::Applied).await?;
+                summary.lifecycle = LifecycleState::Applied;
+                return Ok(Some(StreamRun::default()));
             }
+            RunStanding::Applies { apply, late } => (apply, late),
+        };
+        if !late.is_empty() {
+            let later: Vec<String> = late.iter().map(|(c, r)| format!("{c} (task {})", r.task_id)).collect();
+            warn!(task_id = %o.task_id, stream, late = ?later,
+                "checks a run started no earlier applied first: not applied by this run");
         }
+        summary.set_late(late);
+        if apply.is_empty() {
+            self.ports.episodes.release_stream(&stream, &summary.outline.task_id).await?;
+            self.ports.store.set_lifecycle(&summary.outline.task_id, LifecycleState::NotTracked).await?;
+            summary.lifecycle = LifecycleState::NotTracked;
+            return Ok(Some(StreamRun::default()));
+        }
+        Ok(Some(StreamRun { head }))
     }
 
     /// Closes the episodes this run resolved (after its digest: they are counted already), then
-    /// records the run as the stream's last and lets the stream go.
+    /// records the run as its checks' last applied one and lets the stream go.
     async fn close_episodes(
         &self,
         summary: &TaskSummary,
@@ -285,13 +303,18 @@ where
             Some(v) => v,
             None => view.insert(run_view::load(&self.ports.episodes, summary).await?),
         };
-        let resolved = v.set.resolved();
         let name = o.audit_stream();
-        let last_seen = stream.last_run.as_ref().map(|(start, _)| *start);
-        self.ports.episodes.resolve(&name, o.task_start_time, last_seen, &resolved).await?;
-        self.ports.episodes.unlock_stream(&name, &o.task_id, o.task_start_time).await?;
+        let mut resolved = 0;
+        for (check, hashes) in v.set.resolved_by_check() {
+            let last_seen = stream.head.last_seen(&check, o.task_start_time);
+            self.ports.episodes.resolve(&name, o.task_start_time, last_seen, &hashes).await?;
+            resolved += hashes.len();
+        }
+        let latest = stream.head.is_latest(o.task_start_time);
+        let applied = summary.applied_checks();
+        self.ports.episodes.unlock_stream(&name, &o.task_id, o.task_start_time, &applied, latest).await?;
         self.ports.store.set_lifecycle(&o.task_id, LifecycleState::Applied).await?;
-        info!(task_id = %o.task_id, stream = name, resolved = resolved.len(), "episodes closed; stream released");
+        info!(task_id = %o.task_id, stream = name, resolved, "episodes closed; stream released");
         Ok(())
     }
 
@@ -345,7 +368,7 @@ where
         let permits = Arc::new(Semaphore::new(self.config.read_concurrency));
         let unwritten = ReadAhead::new(READ_AHEAD_BYTES);
         let outline = Arc::new(summary.outline.clone());
-        let may_have_closed = stream.last_run.is_some();
+        let may_have_closed = stream.head.any_applied();
         let mut set = JoinSet::new();
         let throttled_before = self.ports.reader.throttled_attempts();
         for check in summary.pending_checks() {
@@ -400,8 +423,8 @@ where
 /// The stream as this run found it.
 #[derive(Debug, Clone, Default)]
 pub struct StreamRun {
-    /// The stream's last applied run before this one (start, task id), when this run holds it.
-    pub last_run: Option<(i64, String)>,
+    /// The stream's head when this run took it (empty when it does not hold the stream).
+    pub head: StreamHead,
 }
 
 /// What reading one check needs.

@@ -9,7 +9,6 @@ use audit_shared::lifecycle::{
 };
 use audit_shared::ports::{Episode, EpisodeStore, PageChanges, PortError};
 use audit_shared::summary::{TaskOutline, TaskSummary};
-use audit_shared::CheckRunStatus;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
@@ -49,15 +48,8 @@ impl RunView {
 impl RunView {
     /// Nothing loaded yet, for the run of `summary` (its completed checks resolve).
     pub fn empty(summary: &TaskSummary) -> Self {
-        let completed: Vec<String> = summary
-            .outline
-            .checks
-            .iter()
-            .filter(|c| {
-                matches!(c.run_status, CheckRunStatus::CompliantCompleted | CheckRunStatus::NonCompliantCompleted)
-            })
-            .map(|c| c.check_name.to_string())
-            .collect();
+        // Only the checks this run applies: a late check's episodes are another run's.
+        let completed = summary.applied_checks();
         RunView {
             set: OpenSet::new(summary.outline.task_start_time, &completed),
             opened_new: BTreeMap::new(),

@@ -221,16 +221,17 @@ pub struct DeliveryError {
 
 impl Responder {
     /// A responder for HTTPS (presigned S3 URLs, native roots) and plain HTTP (local runs),
-    /// trying each PUT up to `attempts` times.
-    pub fn new(attempts: u32) -> Responder {
+    /// trying each PUT up to `attempts` times; an error when the system's CA certificates do
+    /// not load (no HTTPS response could be delivered then).
+    pub fn new(attempts: u32) -> Result<Responder, String> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-            .expect("the system's CA certificates load")
+            .map_err(|e| format!("the system's CA certificates do not load: {e}"))?
             .https_or_http()
             .enable_http1()
             .build();
         let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-        Responder { http, attempts: attempts.max(1) }
+        Ok(Responder { http, attempts: attempts.max(1) })
     }
 
     /// PUTs `response` to `url`, retrying transient failures with backoff.

@@ -74,6 +74,16 @@ where
             }
         },
     };
+    answer(responder, &request, outcome).await
+}
+
+/// Answers a request whose work ended with `outcome`: SUCCESS with its data, or FAILED with
+/// the reason.
+async fn answer(
+    responder: &Responder,
+    request: &Request,
+    outcome: Result<HashMap<String, String>, String>,
+) -> Result<Value, SyncError> {
     let verb = match request.kind {
         RequestKind::Create => "Create",
         RequestKind::Update => "Update",
@@ -83,6 +93,27 @@ where
     responder.deliver(&request.response_url, &response).await.map_err(|e| SyncError::Event(e.to_string()))?;
     info!(status = ?response.status, request_type = verb, reason = ?response.reason, "answered CloudFormation");
     serde_json::to_value(&response).map_err(|e| SyncError::Event(e.to_string()))
+}
+
+/// Answers an invocation when config-sync could not start (`why`: its environment is wrong):
+/// a CloudFormation request that names its `ResponseURL` is answered FAILED with the reason,
+/// so the stack does not wait for the custom resource's timeout; anything else is an error.
+pub async fn refuse(responder: &Responder, event: Value, why: &str) -> Result<Value, SyncError> {
+    let reason = format!("config-sync cannot start: {why}");
+    if event.get("RequestType").is_none() {
+        return Err(SyncError::Event(reason));
+    }
+    let request = match Request::parse(&event) {
+        Ok(request) => request,
+        Err(unreadable) => match unreadable.answer {
+            Some(request) => *request,
+            None => {
+                error!(reason = %unreadable.reason, why, "CloudFormation request without ResponseURL: cannot answer");
+                return Err(SyncError::Event(format!("{reason}; {}", unreadable.reason)));
+            }
+        },
+    };
+    answer(responder, &request, Err(reason)).await
 }
 
 /// Runs the request's work under `budget`, turning every way it can end into an outcome.

@@ -189,8 +189,8 @@ async fn main() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let Some(s) = s else { fail(format!("no summary stored for task {t}")) };
-        let (stream, start) = (s.outline.audit_stream(), s.outline.task_start_time);
-        let count = system_tests::run_findings(&c_ddb, TABLE, &stream, start).await.len();
+        let stream = s.outline.audit_stream();
+        let count = system_tests::run_findings(&c_ddb, TABLE, "", &s).await.len();
         let open = system_tests::count_open(&c_ddb, TABLE, &stream).await;
         println!(
             "stored: TASK#{t}: summary and digest; its {count} findings rebuilt from the episodes of EP#{stream} \

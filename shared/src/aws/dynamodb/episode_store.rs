@@ -8,6 +8,8 @@ use crate::aws::classify;
 use crate::finding::Finding;
 use crate::lifecycle::{shard_of, OpenEpisode, EPISODE_SHARDS};
 use crate::ports::{Cursor, Episode, EpisodeStore, PageChanges, PortError, StreamLock};
+use crate::stream_head::{AppliedRun, StreamHead};
+use crate::summary::TaskSummary;
 use crate::vocabulary::Severity;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
@@ -261,12 +263,20 @@ impl DynamoEpisodeStore {
         Ok(())
     }
 
-    /// The findings of the run of `stream` started at `run_start`, rebuilt from the episodes
-    /// (the per-task view: no per-task copy is stored). Reads the stream's every episode.
-    pub async fn run_findings(&self, stream: &str, run_start: i64) -> Result<Vec<Episode>, PortError> {
+    /// The findings of a task, rebuilt from its stream's episodes (the per-task view: no
+    /// per-task copy is stored): the episodes of the checks it completed and applied that
+    /// were open at its start — what ListAuditFindings returns for it. Nothing for a task that
+    /// applied no check (not COMPLETED, or late for every check: see `late_checks`). Reads the
+    /// stream's every episode.
+    pub async fn run_findings(&self, summary: &TaskSummary) -> Result<Vec<Episode>, PortError> {
+        let checks = summary.applied_checks();
+        let (stream, run_start) = (summary.outline.audit_stream(), summary.outline.task_start_time);
         let mut out = Vec::new();
-        self.each_episode(stream, |e| {
-            if e.covers(run_start) {
+        if checks.is_empty() {
+            return Ok(out);
+        }
+        self.each_episode(&stream, |e| {
+            if checks.iter().any(|c| c == e.finding.check_name.as_str()) && e.covers(run_start) {
                 out.push(e);
             }
         })
@@ -297,11 +307,11 @@ impl DynamoEpisodeStore {
         Ok(out)
     }
 
-    /// The stream's last applied run (start, task id), if any.
-    pub async fn last_applied(&self, stream: &str) -> Result<Option<(i64, String)>, PortError> {
+    /// The stream's head: its latest applied run and each check's.
+    pub async fn head(&self, stream: &str) -> Result<StreamHead, PortError> {
         let stream = &self.scoped(stream);
         let item = self.meter.get(&self.client, &self.table, head_key(stream)).await?;
-        Ok(item.as_ref().and_then(last_run))
+        Ok(item.as_ref().map(stream_head).unwrap_or_default())
     }
 }
 
@@ -309,6 +319,25 @@ fn last_run(item: &Item) -> Option<(i64, String)> {
     let start = item.get("lastRunStart")?.as_n().ok()?.parse().ok()?;
     let task = item.get("lastRunTask")?.as_s().ok()?.clone();
     Some((start, task))
+}
+
+/// The head attribute recording the last run that applied `check`: `checkRun.<check>`, a map
+/// `{start, task}` (one top-level attribute per check, so one update sets any of them).
+const CHECK_RUN: &str = "checkRun.";
+
+/// The stream head as a run finds it: the latest run and each check's last run.
+fn stream_head(item: &Item) -> StreamHead {
+    let check_runs = item
+        .iter()
+        .filter_map(|(name, v)| {
+            let check = name.strip_prefix(CHECK_RUN)?;
+            let m = v.as_m().ok()?;
+            let start = m.get("start")?.as_n().ok()?.parse().ok()?;
+            let task_id = m.get("task")?.as_s().ok()?.clone();
+            Some((check.to_owned(), AppliedRun { start, task_id }))
+        })
+        .collect();
+    StreamHead { last_run: last_run(item).map(|(start, task_id)| AppliedRun { start, task_id }), check_runs }
 }
 
 fn put_request(item: Item) -> WriteRequest {
@@ -487,30 +516,30 @@ impl EpisodeStore for DynamoEpisodeStore {
         until: i64,
     ) -> Result<StreamLock, PortError> {
         let stream = &self.scoped(stream);
+        // Which of the run's checks are late is decided from the head while holding the stream
+        // (only the holder writes the per-check runs): lateness is per check, not per stream.
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(head_key(stream)))
             .update_expression("SET holder = :me, holderStart = :start, holderUntil = :until")
-            .condition_expression(
-                "(attribute_not_exists(holder) OR holder = :me OR holderUntil < :now) \
-                 AND (attribute_not_exists(lastRunStart) OR lastRunStart < :start)",
-            )
+            .condition_expression("attribute_not_exists(holder) OR holder = :me OR holderUntil < :now")
             .expression_attribute_values(":me", s(task_id))
             .expression_attribute_values(":start", n(run_start))
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now_ms))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match r {
-            Ok(out) => Ok(StreamLock::Acquired { last_run: out.attributes.as_ref().and_then(last_run) }),
+            Ok(out) => {
+                self.meter.add_write(out.consumed_capacity());
+                Ok(StreamLock::Acquired { head: out.attributes.as_ref().map(stream_head).unwrap_or_default() })
+            }
             Err(e) if is_condition_failed(&e) => {
                 let item = self.meter.get(&self.client, &self.table, head_key(stream)).await?.unwrap_or_default();
-                if let Some((last_start, last_task)) = last_run(&item).filter(|(start, _)| *start >= run_start) {
-                    return Ok(StreamLock::Late { last_start, last_task });
-                }
                 let (holder, until) = super::lease_holder(&item);
                 Ok(StreamLock::Busy { holder, until: until.unwrap_or(0) })
             }
@@ -518,18 +547,53 @@ impl EpisodeStore for DynamoEpisodeStore {
         }
     }
 
-    async fn unlock_stream(&self, stream: &str, task_id: &str, run_start: i64) -> Result<(), PortError> {
+    async fn unlock_stream(
+        &self,
+        stream: &str,
+        task_id: &str,
+        run_start: i64,
+        checks: &[String],
+        latest: bool,
+    ) -> Result<(), PortError> {
+        let stream = &self.scoped(stream);
+        let mut sets: Vec<String> = Vec::new();
+        let mut r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(head_key(stream)))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(task_id));
+        if !checks.is_empty() {
+            let run = HashMap::from([("start".to_owned(), n(run_start)), ("task".to_owned(), s(task_id))]);
+            r = r.expression_attribute_values(":run", AttributeValue::M(run));
+        }
+        for (i, check) in checks.iter().enumerate() {
+            sets.push(format!("#c{i} = :run"));
+            r = r.expression_attribute_names(format!("#c{i}"), format!("{CHECK_RUN}{check}"));
+        }
+        if latest {
+            sets.push("lastRunStart = :start, lastRunTask = :me".into());
+            r = r.expression_attribute_values(":start", n(run_start));
+        }
+        let set = if sets.is_empty() { String::new() } else { format!("SET {} ", sets.join(", ")) };
+        let r = r.update_expression(format!("{set}REMOVE holder, holderStart, holderUntil"));
+        // A failed condition: already let go (a retry after the unlock went through).
+        self.meter.update(r).await?;
+        Ok(())
+    }
+
+    async fn release_stream(&self, stream: &str, task_id: &str) -> Result<(), PortError> {
         let stream = &self.scoped(stream);
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(head_key(stream)))
-            .update_expression("SET lastRunStart = :start, lastRunTask = :me REMOVE holder, holderStart, holderUntil")
+            .update_expression("REMOVE holder, holderStart, holderUntil")
             .condition_expression("holder = :me")
-            .expression_attribute_values(":me", s(task_id))
-            .expression_attribute_values(":start", n(run_start));
-        // A failed condition: already let go (a retry after the unlock went through).
+            .expression_attribute_values(":me", s(task_id));
+        // A failed condition: not held by this run (any more).
         self.meter.update(r).await?;
         Ok(())
     }
