@@ -31,7 +31,7 @@ template-lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml member.yaml
 	$(VENV)/bin/sam validate --lint --region us-east-1
 	$(VENV)/bin/sam validate --lint --region us-east-1 --template member.yaml
-	$(VENV)/bin/python tests/python/template_rules.py --self-test template.yaml
+	$(VENV)/bin/python tests/python/template_rules.py --self-test template.yaml member.yaml
 
 # What a new user runs before `sam deploy`: the three bootstraps, cross-compiled by cargo-lambda
 # for the template's architecture (ARCH=x86_64 to change), then checked.

@@ -94,11 +94,8 @@ fn task_findings_unknown(s: &TaskSummary) -> Option<String> {
 
 /// Which checks of a task were not applied to the history, and which run applied each first.
 fn late_note(s: &TaskSummary) -> String {
-    let late: Vec<String> = s
-        .late_checks
-        .iter()
-        .map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, day(r.start)))
-        .collect();
+    let late: Vec<String> =
+        s.late_checks.iter().map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, day(r.start))).collect();
     if late.is_empty() {
         return "a run started no earlier was applied first".into();
     }

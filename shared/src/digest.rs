@@ -466,7 +466,8 @@ fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
-fn fmt_time(ms: i64) -> String {
+/// An epoch-millisecond time as digests print it (`2026-01-15 00:00 UTC`).
+pub fn fmt_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }

@@ -13,6 +13,7 @@
 pub mod aws;
 pub mod chat_digest;
 pub mod checks;
+pub mod confirmation;
 pub mod digest;
 pub mod digest_lifecycle;
 pub mod drift_report;

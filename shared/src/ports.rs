@@ -461,6 +461,12 @@ pub trait DigestPublisher: Send + Sync {
 pub trait ContinuationQueue: Send + Sync {
     /// Queues a continuation, delivered after `delay_secs` (0–900).
     fn enqueue(&self, c: &Continuation, delay_secs: u32) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Queues a subscription confirmation to try again after `delay_secs` (0–900).
+    fn retry_confirmation(
+        &self,
+        p: &crate::confirmation::PendingConfirmation,
+        delay_secs: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// What a setup step produced.

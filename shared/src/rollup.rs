@@ -12,6 +12,7 @@
 //! - a member is silent when no audit that started within the window was notified (expected
 //!   members that never sent one included): a broken notification path shows up here.
 
+use crate::digest::fmt_time;
 use crate::member::Member;
 use crate::vocabulary::Severity;
 use serde::{Deserialize, Serialize};
@@ -333,11 +334,6 @@ impl Rollup {
         }
         out
     }
-}
-
-fn fmt_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 #[cfg(test)]

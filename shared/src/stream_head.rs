@@ -63,8 +63,7 @@ impl StreamHead {
     /// late when another run that started no earlier (the same start included: two audits
     /// started in the same millisecond are ordered by which is applied first) applied it.
     pub fn standing(&self, task_id: &str, start: i64, checks: &[String]) -> RunStanding {
-        let applied_by_me =
-            |r: &AppliedRun| r.task_id == task_id && r.start == start;
+        let applied_by_me = |r: &AppliedRun| r.task_id == task_id && r.start == start;
         if checks.iter().any(|c| self.last_run_of(c).is_some_and(applied_by_me))
             || (checks.is_empty() && self.last_run.as_ref().is_some_and(applied_by_me))
         {

@@ -3,6 +3,7 @@
 //! rejected with a reason that names what was wrong; rejections are final (retrying cannot
 //! fix a malformed message), so callers log them once and move on.
 
+use crate::confirmation::PendingConfirmation;
 use crate::member::{Member, MemberError};
 use crate::notification::AuditNotification;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,8 @@ pub enum QueueMessage {
         topic_arn: String,
         token: String,
     },
+    /// A confirmation the hub queued to try again (the member's role could not be assumed yet).
+    RetryConfirmation(PendingConfirmation),
 }
 
 /// Parses a queue message body: a continuation, or an SNS envelope (reference: SNS's JSON
@@ -146,6 +149,9 @@ pub fn parse_queue_message(body: &str) -> Result<QueueMessage, Rejection> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
     let text = |k: &str| value.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
     match text("Type").as_deref() {
+        None if text("kind").as_deref() == Some("confirm") => serde_json::from_value::<PendingConfirmation>(value)
+            .map(QueueMessage::RetryConfirmation)
+            .map_err(|e| Rejection::BadContinuation(format!("a pending confirmation: {e}"))),
         None => parse_continuation(body).map(QueueMessage::Continue),
         Some(kind) => {
             let topic_arn =
@@ -297,6 +303,15 @@ mod tests {
             parse_queue_message(&s.to_string()).unwrap(),
             QueueMessage::ConfirmSubscription { topic_arn: topic.into(), token: "t0k".into() }
         );
+        let pending = PendingConfirmation::first(topic, "t0k", 7);
+        assert_eq!(
+            parse_queue_message(&serde_json::to_string(&pending).unwrap()).unwrap(),
+            QueueMessage::RetryConfirmation(pending)
+        );
+        assert!(matches!(
+            parse_queue_message(r#"{"kind":"confirm","topicArn":"x"}"#),
+            Err(Rejection::BadContinuation(m)) if m.contains("pending confirmation")
+        ));
         let u = serde_json::json!({"Type": "UnsubscribeConfirmation", "TopicArn": topic});
         assert!(
             matches!(parse_queue_message(&u.to_string()), Err(Rejection::NotSnsEnvelope(m)) if m.contains("UnsubscribeConfirmation"))

@@ -437,7 +437,14 @@ async fn subscriptions(stack: &Stack, key: &str, region: &str, topic: &str) -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_confirmed() {
     const OUTSIDER: &str = "999900001111";
-    let stack = org_stack(&["--access-key", "OUTSIDERKEY=999900001111"], &[]).await;
+    const LATE: &str = "777788889999";
+    // Retries of a confirmation whose role cannot be assumed yet: after 1 s, for 4 s (in AWS:
+    // from a minute, for the token's two days).
+    let stack = org_stack(
+        &["--access-key", "OUTSIDERKEY=999900001111", "--access-key", "LATEKEY=777788889999"],
+        &[("CONFIRM_RETRY_SECS", "1"), ("CONFIRM_WINDOW_SECS", "4")],
+    )
+    .await;
     let member = Member::new(MEMBER, MEMBER_REGION).unwrap();
     // The hub's queue (the emulator's queues are the hub account's).
     let queue = stack.sqs.create_queue().queue_name("member-notifications").send().await.unwrap().queue_url.unwrap();
@@ -445,14 +452,35 @@ async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_conf
     let topic = member_stack(&stack, "MEMBERKEY", MEMBER_REGION, queue_arn).await;
     // An account outside the organization (no hub-access role) tries the same.
     let outsider_topic = member_stack(&stack, "OUTSIDERKEY", "us-east-1", queue_arn).await;
+    // A member whose subscription reaches the hub before its role can be assumed (IAM is
+    // eventually consistent): the hub asks again later, and confirms once the role works.
+    let late_topic = member_stack(&stack, "LATEKEY", MEMBER_REGION, queue_arn).await;
 
-    // The hub consumes its queue: it confirms its member's subscription, not the outsider's.
+    // The hub consumes its queue: it confirms its member's subscription, not the outsider's;
+    // the late member's waits, with the reason on its record.
     stack.drain_queue(&queue).await;
     assert_eq!(subscriptions(&stack, "MEMBERKEY", MEMBER_REGION, &topic).await, ("1".into(), "0".into()));
     assert_eq!(subscriptions(&stack, "OUTSIDERKEY", "us-east-1", &outsider_topic).await, ("0".into(), "1".into()));
-    let records = stack.hub.members.members().await.unwrap();
-    let outsider = records.iter().find(|r| r.member.account_id == OUTSIDER).expect("the refusal is recorded");
-    assert!(outsider.problem.as_deref().unwrap().contains("AccessDenied"), "{:?}", outsider.problem);
+    assert_eq!(subscriptions(&stack, "LATEKEY", MEMBER_REGION, &late_topic).await, ("0".into(), "1".into()));
+    let problem = |account: &'static str| {
+        let members = &stack.hub.members;
+        async move {
+            let records = members.members().await.unwrap();
+            records.into_iter().find(|r| r.member.account_id == account).and_then(|r| r.problem)
+        }
+    };
+    let waiting = problem(LATE).await.expect("the wait is recorded");
+    assert!(waiting.contains("not confirmed yet") && waiting.contains("AccessDenied"), "{waiting}");
+    // The role becomes assumable; the retry confirms it and clears the record's problem. The
+    // outsider's role never does: the hub gives up when the window closes, and says so.
+    let late_role = format!("arn:aws:iam::{LATE}:role/{ROLE_NAME}-{MEMBER_REGION}");
+    admin(&stack.url, "POST", "/_emulator/roles", json!({ "roleArn": late_role, "trustedAccounts": [HOME] })).await;
+    stack.drain().await;
+    assert_eq!(subscriptions(&stack, "LATEKEY", MEMBER_REGION, &late_topic).await, ("1".into(), "0".into()));
+    assert_eq!(problem(LATE).await, None);
+    assert_eq!(subscriptions(&stack, "OUTSIDERKEY", "us-east-1", &outsider_topic).await, ("0".into(), "1".into()));
+    let refused = problem(OUTSIDER).await.expect("the refusal is recorded");
+    assert!(refused.contains("never confirmed") && refused.contains("AccessDenied"), "{refused}");
 
     // The member's audit ends: Device Defender notifies its topic, SNS its queue subscription,
     // the hub ingests. The outsider's topic publishes a notification claiming the member's

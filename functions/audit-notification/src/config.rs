@@ -50,6 +50,12 @@ pub struct Config {
     pub member_topic_name: String,
     /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`): names digests give accounts.
     pub account_names: std::collections::BTreeMap<String, String>,
+    /// `CONFIRM_RETRY_SECS` (default 60, 1–900): the first delay before asking again to confirm
+    /// a member's subscription whose role could not be assumed yet (then doubling, to 900).
+    pub confirm_retry_secs: u32,
+    /// `CONFIRM_WINDOW_SECS` (default 172800, the token's two days; 1–172800): how long the
+    /// hub keeps asking before it gives a member's subscription up.
+    pub confirm_window: Duration,
 }
 
 pub use audit_shared::settings::ConfigError;
@@ -112,6 +118,8 @@ impl Config {
             lease: Duration::from_millis(env.in_range("LEASE_MS", 120_000, 1_000..=900_000)?),
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 10, 1..=20)?,
             deadlines,
+            confirm_retry_secs: env.in_range("CONFIRM_RETRY_SECS", 60, 1..=900)?,
+            confirm_window: Duration::from_secs(env.in_range("CONFIRM_WINDOW_SECS", 172_800, 1..=172_800)?),
         })
     }
 }

@@ -195,8 +195,7 @@ where
         });
         if completed && summary.lifecycle == LifecycleState::NotTracked {
             d.not_compared = Some(
-                "runs started no earlier applied every check of this one first; it changes no finding's history"
-                    .into(),
+                "runs started no earlier applied every check of this one first; it changes no finding's history".into(),
             );
         }
         d.subject = digest::subject(&d);

@@ -145,7 +145,11 @@ where
                         }
                     }
                     QueueMessage::ConfirmSubscription { topic_arn, token } => {
-                        hub.confirm_subscription(&topic_arn, &token).await
+                        hub.confirm_subscription(&topic_arn, &token, None).await
+                    }
+                    QueueMessage::RetryConfirmation(p) => {
+                        let (topic_arn, token) = (p.topic_arn.clone(), p.token.clone());
+                        hub.confirm_subscription(&topic_arn, &token, Some(p)).await
                     }
                 };
                 if outcome.is_err() {

@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::ingest::{now_ms, Ingestor, Outcome, Ports};
+use audit_shared::confirmation::{PendingConfirmation, Retry};
 use audit_shared::member::Member;
 use audit_shared::ports::{
     AuditReader, ContinuationQueue, DigestPublisher, EpisodeStore, MemberStore, PortError, ReaderLease, TaskStore,
@@ -77,8 +78,16 @@ where
     /// member's stack subscribes it: the queue's owner confirms). Confirmed only for a topic
     /// named `MEMBER_TOPIC_NAME` in an account-region the hub can read (its hub-access role
     /// could be assumed: a member stack of the organization); anything else is left
-    /// unconfirmed, so it can never deliver, and a member whose role fails is recorded.
-    pub async fn confirm_subscription(&self, topic_arn: &str, token: &str) -> Result<(), PortError> {
+    /// unconfirmed, so it can never deliver. A role that cannot be assumed may not exist yet
+    /// (IAM is eventually consistent): the hub asks again later, delayed on its continuation
+    /// queue, for the token's life, with the reason on the member record; then it gives up
+    /// (see [`audit_shared::confirmation`]). `pending`: this is such a retry.
+    pub async fn confirm_subscription(
+        &self,
+        topic_arn: &str,
+        token: &str,
+        pending: Option<PendingConfirmation>,
+    ) -> Result<(), PortError> {
         let member = match Member::of_topic(topic_arn) {
             Ok(m) => m,
             Err(e) => {
@@ -94,14 +103,55 @@ where
         match self.ingestor(&member).await {
             Ok(_) => {}
             Err(PortError::Permanent(why)) => {
-                error!(member = %member, topic = topic_arn, why, "subscription not confirmed: the member cannot be read");
-                return self.members.note_problem(&member, Some(&why), now_ms()).await;
+                return self.confirm_later(&member, topic_arn, token, pending, &why).await
             }
             Err(e) => return Err(e),
         }
         (self.confirm)(topic_arn.to_owned(), token.to_owned()).await?;
-        info!(member = %member, topic = topic_arn, "member subscription confirmed");
-        Ok(())
+        info!(member = %member, topic = topic_arn, attempts = pending.map_or(1, |p| p.attempts + 1), "member subscription confirmed");
+        // A problem recorded while the role was not assumable yet is over.
+        self.members.note_problem(&member, None, now_ms()).await
+    }
+
+    /// The member's role cannot be assumed (`why`): asks again later while the token lives,
+    /// recording why on the member record; gives up after.
+    async fn confirm_later(
+        &self,
+        member: &Member,
+        topic_arn: &str,
+        token: &str,
+        pending: Option<PendingConfirmation>,
+        why: &str,
+    ) -> Result<(), PortError> {
+        let now = now_ms();
+        let pending = match pending {
+            Some(p) => p.next(),
+            None => PendingConfirmation::first(topic_arn, token, now),
+        };
+        let window = self.config.confirm_window.as_millis() as i64;
+        match pending.retry(now, self.config.confirm_retry_secs, window) {
+            Retry::After { delay_secs, until } => {
+                let (home, _) = self.ingestor(&self.home).await?;
+                home.ports.queue.retry_confirmation(&pending, delay_secs).await?;
+                let until_text = audit_shared::digest::fmt_time(until);
+                warn!(member = %member, topic = topic_arn, why, attempt = pending.attempts, delay_secs,
+                    "subscription not confirmed yet: the member's role cannot be assumed; asking again later");
+                let problem = format!(
+                    "subscription of the hub queue not confirmed yet (attempt {}): {why}; asking again until {until_text}",
+                    pending.attempts
+                );
+                self.members.note_problem(member, Some(&problem), now).await
+            }
+            Retry::GiveUp => {
+                error!(member = %member, topic = topic_arn, why, attempts = pending.attempts,
+                    "subscription never confirmed: the member's role could not be assumed while the token lived");
+                let problem = format!(
+                    "subscription of the hub queue never confirmed: the hub-access role could not be assumed in {} attempts while SNS's token lived ({why}); fix the role, then re-create the member's stack instance so that it subscribes again",
+                    pending.attempts
+                );
+                self.members.note_problem(member, Some(&problem), now).await
+            }
+        }
     }
 
     /// The ingestor of `member`, and whether it was opened just now.

@@ -1,6 +1,7 @@
 //! [`ContinuationQueue`] over `aws-sdk-sqs`.
 
 use super::classify;
+use crate::confirmation::PendingConfirmation;
 use crate::ports::{ContinuationQueue, PortError};
 use crate::work::Continuation;
 
@@ -17,9 +18,10 @@ impl SqsContinuationQueue {
     }
 }
 
-impl ContinuationQueue for SqsContinuationQueue {
-    async fn enqueue(&self, c: &Continuation, delay_secs: u32) -> Result<(), PortError> {
-        let body = serde_json::to_string(c).map_err(|e| PortError::Permanent(e.to_string()))?;
+impl SqsContinuationQueue {
+    /// Sends `message` as JSON, delivered after `delay_secs` (at most SQS's 900).
+    async fn send(&self, message: &impl serde::Serialize, delay_secs: u32) -> Result<(), PortError> {
+        let body = serde_json::to_string(message).map_err(|e| PortError::Permanent(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -29,5 +31,15 @@ impl ContinuationQueue for SqsContinuationQueue {
             .await
             .map_err(|e| classify("SendMessage", e))?;
         Ok(())
+    }
+}
+
+impl ContinuationQueue for SqsContinuationQueue {
+    async fn enqueue(&self, c: &Continuation, delay_secs: u32) -> Result<(), PortError> {
+        self.send(c, delay_secs).await
+    }
+
+    async fn retry_confirmation(&self, p: &PendingConfirmation, delay_secs: u32) -> Result<(), PortError> {
+        self.send(p, delay_secs).await
     }
 }
