@@ -65,16 +65,21 @@ cargo-test:
 	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
-demo: tools ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
-	$(CARGO) build --locked --workspace --all-targets
+# What the local stacks run, and nothing else: the local-stack/local-org binaries (the emulator
+# is in them) and the function bootstraps they spawn. No tests, no benches, no Python tools:
+# from a fresh clone the first digest comes in a fraction of `make test`'s build.
+LOCAL_BINS := --bins -p system-tests -p audit-notification -p config-sync -p audit-sweeper -p org-rollup
+
+demo: $(DYNAMODB_LOCAL) ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
+	$(CARGO) build --locked $(LOCAL_BINS)
 	$(TARGET_DIR)/debug/local-stack demo
 
-demo-org: tools ## An organization locally: a hub and four member account-regions, their digests and the roll-up
-	$(CARGO) build --locked --workspace --all-targets
+demo-org: $(DYNAMODB_LOCAL) ## An organization locally: a hub and four member account-regions, their digests and the roll-up
+	$(CARGO) build --locked $(LOCAL_BINS)
 	$(TARGET_DIR)/debug/local-org
 
-up: tools ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
-	$(CARGO) build --locked --workspace --all-targets
+up: $(DYNAMODB_LOCAL) ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
+	$(CARGO) build --locked $(LOCAL_BINS)
 	$(TARGET_DIR)/debug/local-stack up
 
 # The emulator through another client: boto3/botocore (built by cargo-test).
