@@ -13,7 +13,7 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo demo-org up package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
+.PHONY: help test demo demo-org up local-bins package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,17 +70,20 @@ cargo-test:
 # from a fresh clone the first digest comes in a fraction of `make test`'s build.
 LOCAL_BINS := --bins -p system-tests -p audit-notification -p config-sync -p audit-sweeper -p org-rollup
 
-demo: $(DYNAMODB_LOCAL) ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
-	$(CARGO) build --locked $(LOCAL_BINS)
+demo: local-bins ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
 	$(TARGET_DIR)/debug/local-stack demo
 
-demo-org: $(DYNAMODB_LOCAL) ## An organization locally: a hub and four member account-regions, their digests and the roll-up
-	$(CARGO) build --locked $(LOCAL_BINS)
+demo-org: local-bins ## An organization locally: a hub and four member account-regions, their digests and the roll-up
 	$(TARGET_DIR)/debug/local-org
 
-up: $(DYNAMODB_LOCAL) ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
-	$(CARGO) build --locked $(LOCAL_BINS)
+up: local-bins ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
 	$(TARGET_DIR)/debug/local-stack up
+
+# The build, with DynamoDB Local fetched alongside it (not before: the build is the long part).
+local-bins:
+	@$(MAKE) --no-print-directory $(DYNAMODB_LOCAL) & fetch=$$!; \
+	$(CARGO) build --locked $(LOCAL_BINS); built=$$?; \
+	wait $$fetch && exit $$built
 
 # The emulator through another client: boto3/botocore (built by cargo-test).
 boto3-smoke: $(VENV)/.installed

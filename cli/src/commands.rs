@@ -86,6 +86,10 @@ fn task_findings_unknown(s: &TaskSummary) -> Option<String> {
     if s.ingest != IngestState::Complete {
         return Some("its findings are still being read; ask again once its digest is out".into());
     }
+    if s.lifecycle == LifecycleState::Pending {
+        // What it resolved is not closed yet: those findings would still look open at its start.
+        return Some("its changes to the history are still being applied; ask again in a minute".into());
+    }
     if s.lifecycle == LifecycleState::NotTracked && !completed.is_empty() {
         return Some(format!("its findings were not kept. {}", late_note(s)));
     }

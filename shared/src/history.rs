@@ -28,7 +28,19 @@ pub struct OpenFinding {
     pub overdue: bool,
 }
 
-/// The open episodes passing `filter` at `now` (epoch ms), oldest first.
+/// When the episode of `e`'s finding that was open at `at` (epoch ms) began: the stored one's
+/// or an earlier one's in its history; `None` when the finding was not open then.
+fn opened_before(e: &Episode, at: i64) -> Option<i64> {
+    let within = |first: i64, resolved: Option<i64>| first <= at && resolved.is_none_or(|r| at < r);
+    if within(e.first_seen, e.resolved_at) {
+        return Some(e.first_seen);
+    }
+    e.history.iter().find(|(f, r)| within(*f, Some(*r))).map(|(f, _)| *f)
+}
+
+/// The episodes open at `now` (epoch ms; an earlier time answers as the history stood then:
+/// a finding first seen later is left out, one resolved since is in) passing `filter`, oldest
+/// first, aged at `now`.
 pub fn open_findings(
     episodes: impl IntoIterator<Item = Episode>,
     filter: &OpenFilter,
@@ -37,7 +49,15 @@ pub fn open_findings(
 ) -> Vec<OpenFinding> {
     let mut out: Vec<OpenFinding> = episodes
         .into_iter()
-        .filter(|e| e.resolved_at.is_none())
+        .filter_map(|mut e| {
+            let first = opened_before(&e, now)?;
+            if first != e.first_seen {
+                // An earlier episode: it was open then, not resolved yet.
+                e.first_seen = first;
+                e.resolved_at = None;
+            }
+            Some(e)
+        })
         .filter(|e| filter.include_muted || !e.suppressed)
         .filter(|e| filter.check.as_deref().is_none_or(|c| e.finding.check_name.as_str() == c))
         .filter(|e| filter.severity.as_ref().is_none_or(|s| e.finding.severity == *s))
@@ -187,6 +207,33 @@ mod tests {
             ids(&OpenFilter { min_age_days: Some(5), severity: Some(Severity::Critical), ..Default::default() }),
             ["deviceCertificateId=1"]
         );
+    }
+
+    #[test]
+    fn open_findings_at_an_earlier_time_answer_as_the_history_stood_then() {
+        let d = Deadlines::default();
+        let all = vec![
+            episode("A", Severity::Critical, "later", 30 * DAY_MS, None, vec![]),
+            episode("A", Severity::Critical, "fixed-since", 5 * DAY_MS, Some(25 * DAY_MS), vec![]),
+            // Open days 2-8, back from day 15: at day 20 its current episode, at day 6 the first.
+            episode("A", Severity::Critical, "back", 15 * DAY_MS, None, vec![(2 * DAY_MS, 8 * DAY_MS)]),
+        ];
+        let at = |t: i64| -> Vec<(String, i64)> {
+            open_findings(all.clone(), &OpenFilter::default(), &d, t)
+                .iter()
+                .map(|o| (o.episode.resource_key.clone(), o.age_ms / DAY_MS))
+                .collect()
+        };
+        assert_eq!(
+            at(20 * DAY_MS),
+            [("deviceCertificateId=fixed-since".into(), 15), ("deviceCertificateId=back".into(), 5)]
+        );
+        assert_eq!(
+            at(6 * DAY_MS),
+            [("deviceCertificateId=back".into(), 4), ("deviceCertificateId=fixed-since".into(), 1)]
+        );
+        assert_eq!(at(10 * DAY_MS), [("deviceCertificateId=fixed-since".into(), 5)]);
+        assert_eq!(at(40 * DAY_MS).len(), 2, "now: the open ones");
     }
 
     #[test]

@@ -40,6 +40,14 @@ fn local_stack_demo_reaches_the_second_digest() {
         rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
     };
     assert_eq!(number("its "), number("("), "{last}");
+    // Every run's findings rebuilt from the episodes are exactly what ListAuditFindings returns.
+    for line in stdout.lines().filter(|l| l.starts_with("stored: TASK#")) {
+        let count = |after: &str| -> usize {
+            let rest = &line[line.find(after).unwrap_or_else(|| panic!("{after} in {line}")) + after.len()..];
+            rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+        };
+        assert_eq!(count("its "), count("ListAuditFindings: "), "{line}");
+    }
     assert!(stdout.contains("Age of open findings") && stdout.contains("Time to fix (age when resolved"), "{stdout}");
     assert!(stdout.contains("suppressions now: 5"), "config-sync created the five suppressions: {stdout}");
     assert!(stdout.contains("Muted (suppressed in Device Defender; in none of the counts above): "), "{stdout}");

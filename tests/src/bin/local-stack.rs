@@ -10,7 +10,7 @@
 //! Ctrl-C. Every process it starts stops with it.
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use system_tests::local::{fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function};
@@ -177,9 +177,12 @@ async fn main() {
         fail("no chat digest was published to the chat topic");
     }
     let tasks_store = audit_shared::aws::dynamodb::DynamoTaskStore::new(c_ddb.clone(), TABLE.into(), 400);
+    // The digest goes out first; each run's resolved episodes are closed right after it. Every
+    // run is waited for before anything is counted: an episode being closed is for a moment
+    // both open and resolved.
+    let mut summaries = Vec::new();
     for t in &tasks {
         use audit_shared::ports::TaskStore;
-        // The digest goes out first; the run's resolved episodes are closed right after it.
         let mut s = None;
         for _ in 0..600 {
             s = tasks_store.load(t).await.ok().flatten();
@@ -188,14 +191,28 @@ async fn main() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let Some(s) = s else { fail(format!("no summary stored for task {t}")) };
-        let stream = s.outline.audit_stream();
-        let count = system_tests::run_findings(&c_ddb, TABLE, "", &s).await.len();
+        summaries.push(s.unwrap_or_else(|| fail(format!("no summary stored for task {t}"))));
+    }
+    for s in &summaries {
+        let (t, stream) = (&s.outline.task_id, s.outline.audit_stream());
+        let episodes = system_tests::run_findings(&c_ddb, TABLE, "", s).await;
+        let rebuilt: BTreeSet<(String, String)> = episodes.iter().cloned().collect();
+        if rebuilt.len() != episodes.len() {
+            fail(format!("task {t}: {} episodes for {} findings", episodes.len(), rebuilt.len()));
+        }
+        let listed = listed_findings(&c, t).await;
         let open = system_tests::count_open(&c_ddb, TABLE, &stream).await;
         println!(
-            "stored: TASK#{t}: summary and digest; its {count} findings rebuilt from the episodes of EP#{stream} \
-             ({open} open now)"
+            "stored: TASK#{t}: summary and digest; its {} findings rebuilt from the episodes of EP#{stream} \
+             ({open} open now); ListAuditFindings: {}",
+            rebuilt.len(),
+            listed.len()
         );
+        if rebuilt != listed {
+            let extra: Vec<_> = rebuilt.difference(&listed).take(5).collect();
+            let missing: Vec<_> = listed.difference(&rebuilt).take(5).collect();
+            fail(format!("the rebuilt findings of {t} are not its own: extra {extra:?}, missing {missing:?}"));
+        }
     }
     functions.values().for_each(Function::stop);
     println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());
@@ -252,4 +269,16 @@ async fn mute_as_code(
     let listed =
         c.iot.list_audit_suppressions().send().await.unwrap_or_else(|e| fail(format!("ListAuditSuppressions: {e}")));
     listed.suppressions().len()
+}
+
+/// Every finding ListAuditFindings returns for `task`, as (check, resource key).
+async fn listed_findings(c: &audit_notification::Clients, task: &str) -> BTreeSet<(String, String)> {
+    let pages = c.iot.list_audit_findings().task_id(task).max_results(250).into_paginator().items().send();
+    let all = pages.collect::<Result<Vec<_>, _>>().await.unwrap_or_else(|e| fail(format!("ListAuditFindings: {e}")));
+    all.iter()
+        .map(|f| {
+            let k = audit_shared::aws::iot::to_finding(task, f).key();
+            (k.check_name, k.resource_key)
+        })
+        .collect()
 }
