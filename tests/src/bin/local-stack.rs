@@ -158,7 +158,11 @@ async fn main() {
             r["nowIso"].as_str().unwrap_or("")
         );
         let digests = wait_for_digests(&url, &digest_topic, tasks.len() + 1).await;
-        println!("    digest published: {}", digests[tasks.len()]["subject"].as_str().unwrap_or(""));
+        println!(
+            "    digest published: {} ({:.1} s after the start)",
+            digests[tasks.len()]["subject"].as_str().unwrap_or(""),
+            started.elapsed().as_secs_f64()
+        );
         tasks.push(task);
     }
 
