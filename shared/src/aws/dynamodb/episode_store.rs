@@ -307,6 +307,11 @@ impl DynamoEpisodeStore {
         Ok(out)
     }
 
+    /// An UpdateItem of the head of `stream` (already scoped to the member).
+    fn head_update(&self, stream: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(head_key(stream)))
+    }
+
     /// The stream's head: its latest applied run and each check's.
     pub async fn head(&self, stream: &str) -> Result<StreamHead, PortError> {
         let stream = &self.scoped(stream);
@@ -519,10 +524,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         // Which of the run's checks are late is decided from the head while holding the stream
         // (only the holder writes the per-check runs): lateness is per check, not per stream.
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(head_key(stream)))
+            .head_update(stream)
             .update_expression("SET holder = :me, holderStart = :start, holderUntil = :until")
             .condition_expression("attribute_not_exists(holder) OR holder = :me OR holderUntil < :now")
             .expression_attribute_values(":me", s(task_id))
@@ -558,10 +560,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         let stream = &self.scoped(stream);
         let mut sets: Vec<String> = Vec::new();
         let mut r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(head_key(stream)))
+            .head_update(stream)
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(task_id));
         if !checks.is_empty() {
@@ -586,10 +585,7 @@ impl EpisodeStore for DynamoEpisodeStore {
     async fn release_stream(&self, stream: &str, task_id: &str) -> Result<(), PortError> {
         let stream = &self.scoped(stream);
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(head_key(stream)))
+            .head_update(stream)
             .update_expression("REMOVE holder, holderStart, holderUntil")
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(task_id));
