@@ -426,13 +426,8 @@ impl OpenSet {
     }
 
     /// Hashes of the episodes this run resolves (open before, not read, check completed),
-    /// muted ones included: their episode ends too.
-    pub fn resolved(&mut self) -> Vec<u64> {
-        self.merge();
-        self.all().filter(|e| self.resolves(e)).map(|e| e.hash).collect()
-    }
-
-    /// The same, by check (a check's resolved episodes were last seen at its own last run).
+    /// muted ones included: their episode ends too. By check: a check's resolved episodes were
+    /// last seen at its own last run.
     pub fn resolved_by_check(&mut self) -> BTreeMap<String, Vec<u64>> {
         self.merge();
         let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -615,6 +610,13 @@ mod tests {
 
     fn checks() -> Vec<String> {
         vec!["A".into(), "B".into()]
+    }
+
+    impl OpenSet {
+        /// Every resolved hash, check by check.
+        fn resolved(&mut self) -> Vec<u64> {
+            self.resolved_by_check().into_values().flatten().collect()
+        }
     }
 
     #[test]

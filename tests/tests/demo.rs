@@ -8,6 +8,12 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The number right after the first `after` in `line`.
+fn number_after(line: &str, after: &str) -> usize {
+    let rest = &line[line.find(after).unwrap_or_else(|| panic!("{after} in {line}")) + after.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn local_stack_demo_reaches_the_second_digest() {
     for bin in ["audit-notification", "config-sync", "audit-sweeper"] {
@@ -35,18 +41,10 @@ fn local_stack_demo_reaches_the_second_digest() {
     assert_eq!(stdout.matches("stored: TASK#").count(), 2);
     // After the last run, the stream's open episodes are exactly that run's findings.
     let last = stdout.lines().rfind(|l| l.starts_with("stored: TASK#")).unwrap();
-    let number = |after: &str| -> usize {
-        let rest = &last[last.find(after).unwrap_or_else(|| panic!("{after} in {last}")) + after.len()..];
-        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    };
-    assert_eq!(number("its "), number("("), "{last}");
+    assert_eq!(number_after(last, "its "), number_after(last, "("), "{last}");
     // Every run's findings rebuilt from the episodes are exactly what ListAuditFindings returns.
     for line in stdout.lines().filter(|l| l.starts_with("stored: TASK#")) {
-        let count = |after: &str| -> usize {
-            let rest = &line[line.find(after).unwrap_or_else(|| panic!("{after} in {line}")) + after.len()..];
-            rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-        };
-        assert_eq!(count("its "), count("ListAuditFindings: "), "{line}");
+        assert_eq!(number_after(line, "its "), number_after(line, "ListAuditFindings: "), "{line}");
     }
     assert!(stdout.contains("Age of open findings") && stdout.contains("Time to fix (age when resolved"), "{stdout}");
     assert!(stdout.contains("suppressions now: 5"), "config-sync created the five suppressions: {stdout}");
