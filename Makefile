@@ -13,14 +13,14 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo demo-org up local-bins package tools fmt-check clippy cargo-test boto3-smoke template-lint bench emulator fmt clean-tools
+.PHONY: help test demo demo-org up services local-bins package tools fmt-check clippy cargo-test boto3-smoke invoke-locally template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-test: tools fmt-check template-lint clippy cargo-test boto3-smoke ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests
+test: tools fmt-check template-lint clippy cargo-test boto3-smoke invoke-locally ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests, the README's local invoke path
 
-tools: $(DYNAMODB_LOCAL) $(VENV)/.installed ## Install what the tests need, project-local (.tools/, .venv/)
+tools: $(DYNAMODB_LOCAL) $(VENV)/.installed ## Install what the tests need, project-local (.tools/; .venv/: sam, cfn-lint, cargo-lambda, boto3)
 
 $(VENV)/.installed: $(PY_REQUIREMENTS)
 	python3 -m venv $(VENV)
@@ -37,7 +37,6 @@ template-lint: $(VENV)/.installed
 # for the template's architecture (ARCH=x86_64 to change), then checked.
 ARCH ?= arm64
 package: $(VENV)/.installed ## sam build (cargo-lambda, release) and check the bootstraps are ELF for ARCH (default arm64)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/sam build --parameter-overrides Architecture=$(ARCH)
 	$(VENV)/bin/python tests/python/package_check.py $(ARCH)
 
@@ -79,6 +78,9 @@ demo-org: local-bins ## An organization locally: a hub and four member account-r
 up: local-bins ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C
 	$(TARGET_DIR)/debug/local-stack up
 
+services: local-bins ## What the functions need, for `cargo lambda watch` (README "Invoke locally"): emulator :4566, DynamoDB Local :8000
+	$(TARGET_DIR)/debug/local-stack services
+
 # The build, with DynamoDB Local fetched alongside it (not before: the build is the long part).
 local-bins:
 	@$(MAKE) --no-print-directory $(DYNAMODB_LOCAL) & fetch=$$!; \
@@ -88,6 +90,12 @@ local-bins:
 # The emulator through another client: boto3/botocore (built by cargo-test).
 boto3-smoke: $(VENV)/.installed
 	$(VENV)/bin/python tests/python/boto3_smoke.py $(TARGET_DIR)/debug/device-defender-emulator
+
+# The README's "Invoke locally" path as written: make services, cargo lambda watch, every sample
+# event through cargo lambda invoke, each outcome checked; the sam local block checked as far
+# as it can be without Docker. Runs after cargo-test: the builds are shared.
+invoke-locally: $(VENV)/.installed
+	$(VENV)/bin/python tests/python/invoke_locally.py
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

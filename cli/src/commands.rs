@@ -100,13 +100,24 @@ fn task_findings_unknown(s: &TaskSummary) -> Option<String> {
 fn late_note(s: &TaskSummary) -> String {
     let late: Vec<String> =
         s.late_checks.iter().map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, day(r.start))).collect();
-    if late.is_empty() {
-        return "a run started no earlier was applied first".into();
+    let unread: Vec<String> = s.unread_checks.iter().map(|(c, why)| format!("{c} ({why})")).collect();
+    let mut notes = Vec::new();
+    if !late.is_empty() {
+        notes.push(format!(
+            "Not applied to the history, because a run started no earlier applied them first (their findings are not listed): {}",
+            late.join(", ")
+        ));
     }
-    format!(
-        "Not applied to the history, because a run started no earlier applied them first (their findings are not listed): {}",
-        late.join(", ")
-    )
+    if !unread.is_empty() {
+        notes.push(format!(
+            "Not applied to the history, because their findings could not be read (not listed): {}",
+            unread.join(", ")
+        ));
+    }
+    match notes.is_empty() {
+        true => "a run started no earlier was applied first".into(),
+        false => notes.join("\n"),
+    }
 }
 
 /// Runs the command of `cli`.
@@ -201,7 +212,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             if let Some(why) = task_findings_unknown(&s) {
                 return Err(CommandError::NotKept { task: id.clone(), why });
             }
-            if !s.late_checks.is_empty() {
+            if !s.late_checks.is_empty() || !s.unread_checks.is_empty() {
                 eprintln!("{}", late_note(&s));
             }
             let mut found = store.run_findings(&s).await?;

@@ -40,6 +40,8 @@ pub struct Emulator {
     sns: Mutex<Sns>,
     sts: Mutex<Sts>,
     pub(crate) sqs: Mutex<crate::sqs::Sqs>,
+    /// What custom resources answered CloudFormation (PUT to a ResponseURL pointing here).
+    cfn_responses: Mutex<Vec<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +66,7 @@ impl Emulator {
             sns: Mutex::new(Sns::new()),
             sts: Mutex::new(sts),
             sqs: Mutex::new(new_sqs(&opts, &base_url)),
+            cfn_responses: Mutex::new(Vec::new()),
             http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().map_err(|e| e.to_string())?,
             base_url,
             start_ms,
@@ -251,6 +254,7 @@ impl Emulator {
         *lock(&self.clock) = Clock::new(self.start_ms, self.opts.frozen_clock);
         *lock(&self.sns) = Sns::new();
         *lock(&self.sqs) = new_sqs(&self.opts, &self.base_url);
+        lock(&self.cfn_responses).clear();
         Ok(())
     }
 
@@ -379,6 +383,9 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/throttled", get(throttled))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
         .route("/_emulator/queues", get(queues))
+        .route("/_emulator/queues/{name}", get(queue_messages))
+        .route("/_emulator/cloudformation-responses", get(cfn_responses).delete(clear_cfn_responses))
+        .route("/_emulator/cloudformation-responses/{*path}", axum::routing::put(receive_cfn_response))
         .route("/_emulator/accounts", get(accounts).post(add_account))
         .route("/_emulator/roles", get(roles).post(add_role))
         .route("/_emulator/notifications/{task_id}", get(task_notification))
@@ -556,6 +563,42 @@ fn sqs_action(emu: &Emulator, action: &str, bytes: &Bytes) -> Response {
 
 async fn queues(State(emu): Emu) -> Response {
     Json(lock(&emu.sqs).snapshot()).into_response()
+}
+
+/// Every message of one queue, delayed and in-flight ones included.
+async fn queue_messages(State(emu): Emu, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match lock(&emu.sqs).peek(&name) {
+        Some(v) => Json(v).into_response(),
+        None => admin_error(StatusCode::NOT_FOUND, format!("no queue named {name}")),
+    }
+}
+
+/// A custom resource's answer to CloudFormation: what a `ResponseURL` (a presigned S3 URL in
+/// AWS) pointing at the emulator receives. The body must be the JSON response object
+/// (<https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html>).
+async fn receive_cfn_response(
+    State(emu): Emu,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    bytes: Bytes,
+) -> Response {
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(body) => {
+            lock(&emu.cfn_responses).push(json!({ "path": path, "response": body }));
+            StatusCode::OK.into_response()
+        }
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, format!("the response body is not JSON: {e}")),
+    }
+}
+
+async fn cfn_responses(State(emu): Emu) -> Response {
+    Json(json!({ "responses": *lock(&emu.cfn_responses) })).into_response()
+}
+
+async fn clear_cfn_responses(State(emu): Emu) -> Response {
+    let mut r = lock(&emu.cfn_responses);
+    let n = r.len();
+    r.clear();
+    Json(json!({ "cleared": n })).into_response()
 }
 
 fn sns_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller) -> Response {

@@ -1,7 +1,13 @@
 //! The SQS calls the functions' continuation queue needs, on SQS's JSON wire protocol
 //! (awsJson1.0: `POST /` with `X-Amz-Target: AmazonSQS.<Action>`), so `aws-sdk-sqs` works
-//! against it: CreateQueue, GetQueueUrl, SendMessage, ReceiveMessage, DeleteMessage,
+//! against it: CreateQueue, GetQueueUrl, ListQueues, SendMessage, ReceiveMessage, DeleteMessage,
 //! GetQueueAttributes, PurgeQueue. Delays and visibility timeouts run on real time.
+//!
+//! ListQueues as AWS documents it
+//! (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ListQueues.html>):
+//! queues whose name begins with `QueueNamePrefix` (case-sensitive), at most 1,000;
+//! `MaxResults` 1–1000, and a `NextToken` only when `MaxResults` is set and more remain.
+//! Ours: queues in name order, the token is the last name returned, an empty result is `{}`.
 //!
 //! With `--sqs-lambda QUEUE=FUNCTION` the emulator also plays the Lambda event source mapping:
 //! it polls the queue and POSTs SQS events to the function, deleting what the function did not
@@ -131,6 +137,33 @@ impl Sqs {
                     self.queues.get_mut(name).expect("just created").visibility = Duration::from_secs(v);
                 }
                 Ok(json!({ "QueueUrl": url }))
+            }
+            "ListQueues" => {
+                let prefix = body.get("QueueNamePrefix").and_then(Value::as_str).unwrap_or("");
+                let max = match body.get("MaxResults") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => match v.as_i64() {
+                        Some(n) if (1..=1000).contains(&n) => Some(n as usize),
+                        _ => return Err(SqsError::new("InvalidParameterValue", "MaxResults must be 1 to 1000")),
+                    },
+                };
+                let after = body.get("NextToken").and_then(Value::as_str);
+                let names: Vec<&String> = self
+                    .queues
+                    .keys()
+                    .filter(|n| n.starts_with(prefix))
+                    .filter(|n| after.is_none_or(|a| n.as_str() > a))
+                    .collect();
+                let limit = max.unwrap_or(1000);
+                let mut out = Map::new();
+                if !names.is_empty() {
+                    let urls: Vec<String> = names.iter().take(limit).map(|n| self.url(n)).collect();
+                    out.insert("QueueUrls".into(), json!(urls));
+                }
+                if max.is_some() && names.len() > limit {
+                    out.insert("NextToken".into(), json!(names[limit - 1]));
+                }
+                Ok(Value::Object(out))
             }
             "GetQueueUrl" => {
                 let name = str_field(body, "QueueName")?;
@@ -277,6 +310,22 @@ impl Sqs {
         }
     }
 
+    /// The messages of queue `name` as the admin API shows them (delayed and in-flight ones
+    /// too, which ReceiveMessage does not): body, receives, and seconds until visible.
+    pub fn peek(&self, name: &str) -> Option<Value> {
+        let q = self.queues.get(name)?;
+        let now = Instant::now();
+        let messages: Vec<Value> = q
+            .messages
+            .iter()
+            .map(|m| {
+                json!({ "messageId": m.id, "body": m.body, "receives": m.receives, "inFlight": m.receipt.is_some(),
+                        "visibleInSeconds": m.visible_at.saturating_duration_since(now).as_secs_f64() })
+            })
+            .collect();
+        Some(json!({ "queueUrl": self.url(name), "messages": messages }))
+    }
+
     /// Message counts per queue, for the admin API.
     pub fn snapshot(&self) -> Value {
         json!(self.queues.iter().map(|(k, q)| (k.clone(), q.messages.len())).collect::<BTreeMap<_, _>>())
@@ -318,5 +367,35 @@ mod tests {
         assert!(sqs.delete("q", &got[0].receipt));
         let e = sqs.handle("SendMessage", &json!({ "QueueUrl": "http://x/1/none", "MessageBody": "x" })).unwrap_err();
         assert_eq!(e.code, "QueueDoesNotExist");
+        let peeked = sqs.peek("q").unwrap();
+        assert_eq!(peeked["messages"][0]["body"], "later", "a delayed message is shown");
+        assert!(peeked["messages"][0]["visibleInSeconds"].as_f64().unwrap() > 59.0);
+        assert!(sqs.peek("none").is_none());
+    }
+
+    #[test]
+    fn list_queues_by_prefix_and_pages() {
+        let mut sqs = Sqs::new("us-east-1", "123456789012", "http://x");
+        assert_eq!(sqs.handle("ListQueues", &json!({})).unwrap(), json!({}), "no queues: no QueueUrls");
+        for name in ["continuation", "dlq", "continuation-dlq"] {
+            sqs.handle("CreateQueue", &json!({ "QueueName": name })).unwrap();
+        }
+        let all = sqs.handle("ListQueues", &json!({})).unwrap();
+        assert_eq!(all["QueueUrls"].as_array().unwrap().len(), 3);
+        assert!(all.get("NextToken").is_none(), "no token without MaxResults");
+        let some = sqs.handle("ListQueues", &json!({ "QueueNamePrefix": "cont" })).unwrap();
+        assert_eq!(
+            some["QueueUrls"],
+            json!(["http://x/123456789012/continuation", "http://x/123456789012/continuation-dlq"])
+        );
+        assert_eq!(sqs.handle("ListQueues", &json!({ "QueueNamePrefix": "Cont" })).unwrap(), json!({}));
+        let first = sqs.handle("ListQueues", &json!({ "MaxResults": 2 })).unwrap();
+        assert_eq!(first["QueueUrls"].as_array().unwrap().len(), 2);
+        let token = first["NextToken"].clone();
+        let rest = sqs.handle("ListQueues", &json!({ "MaxResults": 2, "NextToken": token })).unwrap();
+        assert_eq!(rest["QueueUrls"], json!(["http://x/123456789012/dlq"]));
+        assert!(rest.get("NextToken").is_none());
+        let e = sqs.handle("ListQueues", &json!({ "MaxResults": 0 })).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
     }
 }

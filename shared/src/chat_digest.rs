@@ -135,6 +135,12 @@ fn description(d: &Digest) -> String {
     let compared = if d.previous_task_id.is_some() { "compared with the previous run" } else { "first run" };
     let _ = writeln!(head, "*{}* · task `{}` · {} · {compared}", d.audit, d.task_id, d.task_status);
     let _ = writeln!(head, "{} new · {} resolved · {} persisting", d.new_count, d.resolved_count, d.persisting_count);
+    if !d.unread.is_empty() {
+        let _ = writeln!(head, "*Could not read the findings* of {} (in no count below):", d.unread.len());
+        for (check, why) in &d.unread {
+            let _ = writeln!(head, "• {check}: {}", cut(why, 200));
+        }
+    }
     let _ = writeln!(head, "```");
     let _ = writeln!(head, "{:<10}{:>9}{:>8}{:>10}", "severity", "open", "new", "resolved");
     for s in &d.severities {
@@ -283,6 +289,16 @@ mod tests {
         assert_eq!(v["metadata"]["relatedResources"][0], "t2");
         assert_eq!(v["metadata"]["additionalContext"]["newCRITICAL"], "2");
         assert_eq!(v["metadata"]["additionalContext"]["previousTaskId"], "t1");
+    }
+
+    #[test]
+    fn checks_not_read_are_said() {
+        let mut cur = summary("t", 1306, false);
+        cur.set_unread("DEVICE_CERTIFICATE_SHARED_CHECK", "the account does not know task t");
+        let d = build(&cur, None, changes(&[], &[], 0), "us-east-1");
+        let desc = chat_notification(&d).content.description;
+        assert!(desc.contains("*Could not read the findings* of 1"), "{desc}");
+        assert!(desc.contains("• DEVICE_CERTIFICATE_SHARED_CHECK: the account does not know task t"), "{desc}");
     }
 
     #[test]

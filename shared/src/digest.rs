@@ -178,6 +178,10 @@ pub struct Digest {
     /// no earlier) that applied it first: their findings are in no episode and no count here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub not_applied: BTreeMap<String, crate::stream_head::AppliedRun>,
+    /// Checks whose findings could not be read, each with why: in no count but the check
+    /// table's (Device Defender's own numbers there).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unread: BTreeMap<String, String>,
     /// The member account-region the audit ran in (`<account>:<region>`, with its name when
     /// known), when it is not the hub's own: a hub's digests say whose they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,7 +311,7 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
     fn line<'a>(m: &'a mut BTreeMap<Severity, SeverityLine>, s: &Severity) -> &'a mut SeverityLine {
         m.entry(s.clone()).or_insert_with(|| SeverityLine { severity: s.to_string(), open: 0, new: 0, resolved: 0 })
     }
-    for c in &current.outline.checks {
+    for c in current.outline.checks.iter().filter(|c| !current.unread_checks.contains_key(c.check_name.as_str())) {
         let sev = severity_of(current, c.check_name.as_str());
         line(&mut severities, &sev).open +=
             if c.run_status == CheckRunStatus::Failed { 0 } else { (c.non_compliant - c.suppressed).max(0) };
@@ -371,6 +375,7 @@ pub fn build(current: &TaskSummary, previous: Option<&TaskSummary>, changes: Cha
         lifecycle: None,
         not_compared: None,
         not_applied: current.late_checks.clone(),
+        unread: current.unread_checks.clone(),
         member: None,
     };
     d.subject = subject(&d);
@@ -416,7 +421,12 @@ pub fn subject(d: &Digest) -> String {
                 w.severity,
                 if w.new == 1 { "" } else { "s" }
             ),
-            None if open == 0 => format!("{}: all {} checks compliant", d.audit, d.checks.len() - failed.len()),
+            None if !d.unread.is_empty() && open == 0 => {
+                format!("{}: findings NOT READ ({} check{})", d.audit, d.unread.len(), plural(d.unread.len()))
+            }
+            None if open == 0 && d.unread.is_empty() => {
+                format!("{}: all {} checks compliant", d.audit, d.checks.len() - failed.len())
+            }
             None => format!("{}: no new findings", d.audit),
         };
         if d.new_count > worst_new.map_or(0, |w| w.new as u64) {
@@ -429,7 +439,10 @@ pub fn subject(d: &Digest) -> String {
             let _ = write!(s, ", {} open", thousands(open as u64));
         }
         if !failed.is_empty() {
-            let _ = write!(s, "; {} check{} FAILED", failed.len(), if failed.len() == 1 { "" } else { "s" });
+            let _ = write!(s, "; {} check{} FAILED", failed.len(), plural(failed.len()));
+        }
+        if !d.unread.is_empty() && !s.contains("NOT READ") {
+            let _ = write!(s, "; {} check{} NOT READ", d.unread.len(), plural(d.unread.len()));
         }
         if d.muted_count > 0 {
             let _ = write!(s, ", {} muted", thousands(d.muted_count));
@@ -441,6 +454,14 @@ pub fn subject(d: &Digest) -> String {
         None => s,
     };
     truncate_chars(&s, MAX_SUBJECT_CHARS)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// `ACCOUNT:REGION` of a member label (`[name ]ACCOUNT:REGION`).
@@ -507,6 +528,16 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
             let _ = writeln!(head, "  {check}: task {} started {}", run.task_id, fmt_time(run.start));
         }
     }
+    if !d.unread.is_empty() {
+        let _ = writeln!(
+            head,
+            "Could not read the findings of these checks (not compared, not applied to the history; the check \
+             table shows Device Defender's counts):"
+        );
+        for (check, why) in &d.unread {
+            let _ = writeln!(head, "  {check}: {why}");
+        }
+    }
     let _ = writeln!(
         head,
         "\n{} new, {} resolved, {} persisting.\n",
@@ -535,6 +566,8 @@ pub fn render_text(d: &Digest, max_bytes: usize) -> String {
             c.total,
             if c.status == CheckRunStatus::Failed.as_str() {
                 "FAILED".to_owned()
+            } else if d.unread.contains_key(&c.check_name) {
+                "NOT READ".to_owned()
             } else if c.muted > 0 {
                 format!("{change} {} muted", c.muted).trim_start().to_owned()
             } else {
@@ -834,6 +867,36 @@ mod tests {
         let mut long = summary("c", 1, false);
         long.outline.scheduled_audit_name = Some("x".repeat(128));
         assert_eq!(build(&long, None, changes(&[], &[], 1), "r").subject.chars().count(), 100);
+    }
+
+    #[test]
+    fn a_digest_says_which_findings_it_could_not_read_and_never_counts_them_as_open() {
+        // The notification reports 1,306 findings; ListAuditFindings gave none.
+        let mut cur = summary("c", 1306, true);
+        let why = "ListAuditFindings returned none of the 1306 findings the task reports";
+        cur.set_unread("DEVICE_CERTIFICATE_SHARED_CHECK", why);
+        let d = build(&cur, None, Changes::default(), "us-east-1");
+        assert_eq!(d.subject, "daily-fleet-audit: findings NOT READ (1 check); 1 check FAILED");
+        assert!(d.severities.iter().all(|s| s.open == 0), "the notification's counts are not the history's");
+        let body = render_text(&d, MAX_BODY_BYTES);
+        assert!(body.contains(&format!("Could not read the findings of these checks")), "{body}");
+        assert!(body.contains(&format!("DEVICE_CERTIFICATE_SHARED_CHECK: {why}")), "{body}");
+        assert!(body.contains("NOT READ"), "the check table marks it: {body}");
+        // Some checks read, one not: the read ones count, the subject names the rest.
+        let mut cur = summary("c", 12, false);
+        cur.outline.checks.push(crate::summary::CheckOutcome {
+            check_name: "DEVICE_CERTIFICATE_EXPIRING_CHECK".into(),
+            run_status: CheckRunStatus::NonCompliantCompleted,
+            non_compliant: 40,
+            suppressed: 0,
+            total: 1000,
+            error_code: None,
+            message: None,
+        });
+        cur.set_unread("DEVICE_CERTIFICATE_EXPIRING_CHECK", why);
+        let d = build(&cur, None, changes(&[], &[], 12), "us-east-1");
+        assert_eq!(d.subject, "daily-fleet-audit: no new findings, 12 open; 1 check NOT READ");
+        assert_eq!(d.severities.iter().map(|s| s.open).sum::<i64>(), 12);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod rollup;
 pub mod schedule;
 pub mod settings;
 pub mod setup;
+pub mod stall;
 pub mod stream_head;
 pub mod summary;
 pub mod suppression;

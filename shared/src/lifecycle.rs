@@ -421,6 +421,13 @@ impl OpenSet {
         self.merge();
     }
 
+    /// Takes `check` out of the checks this run resolves: its findings could not be read, so
+    /// an open episode not seen again is not known to be fixed.
+    pub fn withhold(&mut self, check: &str) {
+        let i = self.check_index(check) as usize;
+        self.completed[i] = false;
+    }
+
     fn resolves(&self, e: &Entry) -> bool {
         !e.has(SEEN | NEW) && self.completed.get(e.check as usize).copied().unwrap_or(false)
     }
@@ -629,6 +636,21 @@ mod tests {
         assert_eq!(Deadlines::parse("HIGH").unwrap_err(), DeadlineError::Malformed("HIGH".into()));
         assert_eq!(d.for_severity(&Severity::Critical), Some(3 * DAY_MS));
         assert_eq!(d.for_severity(&Severity::Unknown("X".into())), None);
+    }
+
+    #[test]
+    fn a_withheld_check_resolves_nothing_and_its_episodes_stay_open() {
+        const T: i64 = 1_700_000_000_000;
+        let mut set = OpenSet::new(T, &["A".to_string(), "B".to_string()]);
+        set.load(&ep(1, "A", Severity::High, T - DAY_MS));
+        set.load(&ep(2, "B", Severity::High, T - DAY_MS));
+        set.loaded();
+        set.withhold("B");
+        let resolved = set.resolved_by_check();
+        assert_eq!(resolved.keys().collect::<Vec<_>>(), ["A"], "B was not read: its episode is not fixed");
+        let st = set.stats(&Deadlines::default(), 10);
+        assert_eq!(st.resolved[&Severity::High], 1);
+        assert_eq!(st.open_by_age[&Severity::High].iter().sum::<u64>(), 1, "B's episode is still open");
     }
 
     #[test]

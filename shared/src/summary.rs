@@ -179,6 +179,11 @@ pub struct TaskSummary {
     /// (started no earlier) that applied it first: their findings are in no episode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub late_checks: BTreeMap<String, AppliedRun>,
+    /// Checks whose findings could not be read, each with why (ListAuditFindings returned
+    /// none of the findings the task reports, or invocations in a row read nothing): not
+    /// applied to the history either, and their counts are Device Defender's, not the history's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unread_checks: BTreeMap<String, String>,
 }
 
 impl TaskSummary {
@@ -205,6 +210,7 @@ impl TaskSummary {
             lease_until: 0,
             lifecycle: if reads { LifecycleState::Pending } else { LifecycleState::NotTracked },
             late_checks: BTreeMap::new(),
+            unread_checks: BTreeMap::new(),
         }
     }
 
@@ -221,12 +227,39 @@ impl TaskSummary {
             .collect()
     }
 
-    /// The completed checks this run applies to its stream's history (not late).
+    /// The completed checks this run applies to its stream's history (neither late nor unread).
     pub fn applied_checks(&self) -> Vec<String> {
         if self.lifecycle == LifecycleState::NotTracked {
             return Vec::new();
         }
-        self.completed_checks().into_iter().filter(|c| !self.late_checks.contains_key(c)).collect()
+        self.completed_checks()
+            .into_iter()
+            .filter(|c| !self.late_checks.contains_key(c) && !self.unread_checks.contains_key(c))
+            .collect()
+    }
+
+    /// Checks read to the end that gave none of the findings the task reports for them, with
+    /// the number reported: ListAuditFindings did not know the task (or no longer keeps its
+    /// findings). Applied, they would resolve every open finding of the check.
+    pub fn read_empty(&self) -> Vec<(String, i64)> {
+        self.outline
+            .checks
+            .iter()
+            .filter(|c| c.non_compliant > 0)
+            .filter(|c| {
+                self.progress.get(c.check_name.as_str()).is_some_and(|p| p.done && p.stored == 0 && p.pages > 0)
+            })
+            .map(|c| (c.check_name.to_string(), c.non_compliant))
+            .collect()
+    }
+
+    /// Records `check` as not read, with why: it is done (nothing more is read) and not applied.
+    pub fn set_unread(&mut self, check: &str, why: &str) {
+        if let Some(p) = self.progress.get_mut(check) {
+            p.done = true;
+            p.next_token = None;
+        }
+        self.unread_checks.insert(check.to_owned(), why.to_owned());
     }
 
     /// Records `late` as not applied: they are not read.
@@ -246,7 +279,8 @@ impl TaskSummary {
     pub fn open_by_severity(&self) -> BTreeMap<String, i64> {
         let mut open = BTreeMap::new();
         for c in &self.outline.checks {
-            if c.run_status == CheckRunStatus::Failed {
+            // A check not read has no count of the history's (its findings are unknown).
+            if c.run_status == CheckRunStatus::Failed || self.unread_checks.contains_key(c.check_name.as_str()) {
                 continue;
             }
             let sev = self
@@ -332,6 +366,24 @@ mod tests {
         assert_eq!(s.compute_severity_counts()["MEDIUM"], 4);
         s.progress.get_mut("DEVICE_CERTIFICATE_EXPIRING_CHECK").unwrap().severity = Some(Severity::High);
         assert_eq!(s.compute_severity_counts()["HIGH"], 4);
+    }
+
+    #[test]
+    fn unread_checks_are_done_and_not_applied() {
+        let mut s = TaskSummary::new(TaskOutline::from(&notification("COMPLETED")), 5);
+        let check = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
+        assert!(s.read_empty().is_empty(), "not read yet");
+        let p = s.progress.get_mut(check).unwrap();
+        (p.done, p.pages) = (true, 1);
+        assert_eq!(s.read_empty(), [(check.to_string(), 4)], "one empty page for 4 reported findings");
+        assert_eq!(s.applied_checks().len(), 2);
+        s.progress.get_mut(check).unwrap().done = false;
+        s.set_unread(check, "the account does not know the task");
+        assert!(s.pending_checks().is_empty());
+        assert_eq!(s.applied_checks(), ["LOGGING_DISABLED_CHECK".to_string()]);
+        assert_eq!(s.open_by_severity().values().sum::<i64>(), 0, "an unread check's count is not the history's");
+        let back: TaskSummary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.unread_checks[check], "the account does not know the task");
     }
 
     #[test]

@@ -44,12 +44,32 @@ pub struct Continuation {
     /// members existed, so queued messages stay readable across the upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<Member>,
+    /// Invocations in a row that continued the task without reading a page (see
+    /// [`crate::stall`]); absent when the last one made progress.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Continuation {
     /// A continuation of `task_id` in the hub's own account-region.
     pub fn new(task_id: &str, reason: &str) -> Self {
-        Continuation { kind: "continue".into(), task_id: task_id.into(), reason: reason.into(), member: None }
+        Continuation {
+            kind: "continue".into(),
+            task_id: task_id.into(),
+            reason: reason.into(),
+            member: None,
+            stalled: 0,
+        }
+    }
+
+    /// The same continuation, after `stalled` invocations in a row without progress.
+    pub fn stalled(mut self, stalled: u32) -> Self {
+        self.stalled = stalled;
+        self
     }
 
     /// The same continuation for a task of `member` (`None`: the hub's own).
@@ -284,6 +304,11 @@ mod tests {
         assert_eq!(parse_continuation(&body).unwrap(), c);
         let bad = body.replace("444455556666", "4444");
         assert!(matches!(parse_continuation(&bad), Err(Rejection::BadMember { .. })));
+        assert!(!body.contains("stalled"), "a continuation after progress keeps the old body");
+        let c = Continuation::new("abc", "deadline").stalled(3);
+        let body = serde_json::to_string(&c).unwrap();
+        assert!(body.contains(r#""stalled":3"#), "{body}");
+        assert_eq!(parse_continuation(&body).unwrap(), c);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use audit_shared::lifecycle::Deadlines;
 use audit_shared::member::{arn_partition, Member};
 use audit_shared::settings::Settings;
+use audit_shared::stall::StallPolicy;
 use std::time::Duration;
 
 /// What the function reads from its environment.
@@ -27,6 +28,13 @@ pub struct Config {
     pub on_demand_digest: bool,
     /// `DEADLINE_MARGIN_MS` (default 30000): stop reading this long before the Lambda deadline.
     pub deadline_margin: Duration,
+    /// `DEADLINE_FALLBACK_SECS` (default 300, 1–900): the time an invocation gives itself when
+    /// the runtime's deadline cannot be right (see `audit_shared::aws::lambda::invocation_time`).
+    pub deadline_fallback: Duration,
+    /// `STALL_RETRY_SECS` (default 10, 1–900) and `MAX_STALLED_INVOCATIONS` (default 5, 1–100):
+    /// how continuations that read no page back off, and after how many in a row the run stops
+    /// reading (`audit_shared::stall`).
+    pub stall: StallPolicy,
     /// `MAX_SLICE_MS` (default: none): stop reading after this long even if time is left
     /// (forces continuations; for tests and for keeping invocations short).
     pub max_slice: Option<Duration>,
@@ -114,6 +122,11 @@ impl Config {
             read_concurrency: env.in_range("READ_CONCURRENCY", 4, 1..=17)?,
             on_demand_digest: env.flag("ON_DEMAND_DIGEST", true)?,
             deadline_margin: Duration::from_millis(env.parsed("DEADLINE_MARGIN_MS", 30_000)?),
+            deadline_fallback: Duration::from_secs(env.in_range("DEADLINE_FALLBACK_SECS", 300, 1..=900)?),
+            stall: StallPolicy {
+                first_delay_secs: env.in_range("STALL_RETRY_SECS", 10, 1..=900)?,
+                max_stalled: env.in_range("MAX_STALLED_INVOCATIONS", 5, 1..=100)?,
+            },
             max_slice,
             lease: Duration::from_millis(env.in_range("LEASE_MS", 120_000, 1_000..=900_000)?),
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 10, 1..=20)?,
@@ -155,6 +168,8 @@ mod tests {
             (c.deadline_margin, c.lease, c.max_slice),
             (Duration::from_secs(30), Duration::from_secs(120), None)
         );
+        assert_eq!(c.deadline_fallback, Duration::from_secs(300));
+        assert_eq!(c.stall, StallPolicy { first_delay_secs: 10, max_stalled: 5 });
     }
 
     #[test]
@@ -167,6 +182,9 @@ mod tests {
         assert_eq!(set("DEADLINE_MARGIN_MS", "5000").deadline_margin, Duration::from_secs(5));
         assert_eq!(set("MAX_SLICE_MS", "700").max_slice, Some(Duration::from_millis(700)));
         assert_eq!(set("LEASE_MS", "60000").lease, Duration::from_secs(60));
+        assert_eq!(set("DEADLINE_FALLBACK_SECS", "60").deadline_fallback, Duration::from_secs(60));
+        assert_eq!(set("STALL_RETRY_SECS", "1").stall.first_delay_secs, 1);
+        assert_eq!(set("MAX_STALLED_INVOCATIONS", "2").stall.max_stalled, 2);
         assert_eq!(set("AWS_MAX_ATTEMPTS", "3").max_attempts, 3);
         assert_eq!(set("MEMBER_ROLE_NAME", "audit-hub-access").member_role_name.as_deref(), Some("audit-hub-access"));
         assert_eq!(
@@ -191,6 +209,10 @@ mod tests {
             ("DEADLINE_MARGIN_MS", "-1"),
             ("MAX_SLICE_MS", "soon"),
             ("LEASE_MS", "10"),
+            ("DEADLINE_FALLBACK_SECS", "0"),
+            ("DEADLINE_FALLBACK_SECS", "901"),
+            ("STALL_RETRY_SECS", "0"),
+            ("MAX_STALLED_INVOCATIONS", "0"),
             ("AWS_MAX_ATTEMPTS", "0"),
             ("OVERDUE_DAYS", "CRITICAL=0"),
             ("OVERDUE_DAYS", "URGENT=3"),

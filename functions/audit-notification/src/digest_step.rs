@@ -194,9 +194,14 @@ where
             None => m.to_string(),
         });
         if completed && summary.lifecycle == LifecycleState::NotTracked {
-            d.not_compared = Some(
-                "runs started no earlier applied every check of this one first; it changes no finding's history".into(),
-            );
+            let why = match (summary.late_checks.is_empty(), summary.unread_checks.is_empty()) {
+                (true, false) => "its findings could not be read (see below)",
+                (false, false) => {
+                    "runs started no earlier applied some of its checks first, and the others could not be read"
+                }
+                _ => "runs started no earlier applied every check of this one first",
+            };
+            d.not_compared = Some(format!("{why}; it changes no finding's history"));
         }
         d.subject = digest::subject(&d);
         // A digest without the suppression list is still worth sending: the error is shown.

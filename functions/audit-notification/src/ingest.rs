@@ -20,6 +20,7 @@ use crate::run_view::{self, RunView};
 use audit_shared::ports::{
     AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, StreamLock, TaskStore,
 };
+use audit_shared::stall::{stall_reason, StallStep};
 use audit_shared::stream_head::{RunStanding, StreamHead};
 use audit_shared::summary::{CheckProgress, DigestState, IngestState, LifecycleState, TaskOutline, TaskSummary};
 use audit_shared::work::{Continuation, Work};
@@ -134,6 +135,10 @@ where
             None => deadline,
         };
         let task_id = work.task_id().to_owned();
+        let stalled_before = match &work {
+            Work::Continue(c) => c.stalled,
+            Work::Notification(_) => 0,
+        };
         let outline = match self.outline(&work).await? {
             Ok(o) => o,
             Err(reason) => {
@@ -173,7 +178,7 @@ where
         if summary.ingest == IngestState::Ingesting {
             prefetch = self.prefetch_digest(&summary);
             let read = self.read_checks(&mut summary, owner, slice_end, &mut metrics, &stream).await;
-            let all_read = match read {
+            let mut all_read = match read {
                 Ok((done, v)) => {
                     view = v;
                     done
@@ -185,17 +190,47 @@ where
                 }
             };
             metrics.duration_ms = started.elapsed().as_millis() as u64;
+            // An invocation that read no page does not hand over at once (see `stall`).
+            let stall = match metrics.pages_read {
+                0 if !all_read => Some(self.config.stall.after(stalled_before)),
+                _ => None,
+            };
+            if let Some(StallStep::GiveUp { stalled }) = stall {
+                let why = stall_reason(stalled, slice_end.saturating_duration_since(started).as_millis() as u64);
+                error!(task_id, stalled, reason = %why, "reading stops: the digest names the checks not read");
+                let pending = summary.pending_checks();
+                self.withhold(&mut summary, &mut view, &pending, &why);
+                all_read = true;
+            }
             if !all_read {
-                self.ports.queue.enqueue(&Continuation::new(&task_id, "deadline").of(self.member.clone()), 0).await?;
+                let (stalled, delay) = match stall {
+                    Some(StallStep::Retry { stalled, delay_secs }) => (stalled, delay_secs),
+                    _ => (0, 0),
+                };
+                let next = Continuation::new(&task_id, "deadline").of(self.member.clone()).stalled(stalled);
+                self.ports.queue.enqueue(&next, delay).await?;
                 self.ports.store.release(&task_id, owner).await?;
-                info!(
-                    task_id,
-                    pages = metrics.pages_read,
-                    stored = metrics.findings_stored,
-                    "checkpointed; continuing in a new invocation"
-                );
+                if stalled > 0 {
+                    warn!(task_id, stalled, delay, "no page read before the deadline: continuing after a delay");
+                } else {
+                    info!(
+                        task_id,
+                        pages = metrics.pages_read,
+                        stored = metrics.findings_stored,
+                        "checkpointed; continuing in a new invocation"
+                    );
+                }
                 crate::metrics::emit(&task_id, &summary.outline.audit_stream(), &metrics);
                 return Ok(Outcome::Continued);
+            }
+            self.withhold_empty_reads(&mut summary, &mut view).await;
+            if summary.lifecycle == LifecycleState::Pending && summary.applied_checks().is_empty() {
+                // Nothing read to apply: the run changes no episode.
+                let o = &summary.outline;
+                self.ports.episodes.release_stream(&o.audit_stream(), &o.task_id).await?;
+                self.ports.store.set_lifecycle(&o.task_id, LifecycleState::NotTracked).await?;
+                summary.lifecycle = LifecycleState::NotTracked;
+                view = None;
             }
             summary.ingest = IngestState::Complete;
             summary.severity_counts = summary.compute_severity_counts();
@@ -316,6 +351,47 @@ where
         self.ports.store.set_lifecycle(&o.task_id, LifecycleState::Applied).await?;
         info!(task_id = %o.task_id, stream = name, resolved, "episodes closed; stream released");
         Ok(())
+    }
+
+    /// Records `checks` as not read (with `why`): done, not applied, resolving nothing.
+    fn withhold(&self, summary: &mut TaskSummary, view: &mut Option<RunView>, checks: &[String], why: &str) {
+        for check in checks {
+            summary.set_unread(check, why);
+            if let Some(v) = view.as_mut() {
+                v.set.withhold(check);
+            }
+        }
+    }
+
+    /// Checks read to the end that gave none of the findings the task reports are not applied
+    /// (they would resolve every open finding of the check): DescribeAuditTask says whether
+    /// the account knows the task at all (ListAuditFindings answers an unknown task with an
+    /// empty page, no error).
+    async fn withhold_empty_reads(&self, summary: &mut TaskSummary, view: &mut Option<RunView>) {
+        let empty = summary.read_empty();
+        if empty.is_empty() {
+            return;
+        }
+        let task_id = summary.outline.task_id.clone();
+        let unknown = match self.ports.reader.describe_task(&task_id).await {
+            Err(PortError::NotFound(_)) => true,
+            Ok(_) => false,
+            Err(e) => {
+                warn!(task_id, error = %e, "DescribeAuditTask failed: the reason for the empty checks stays general");
+                false
+            }
+        };
+        for (check, reported) in empty {
+            let why = match unknown {
+                true => format!(
+                    "the account does not know task {task_id} (DescribeAuditTask: not found): ListAuditFindings \
+                     returned none of the {reported} findings the notification reports"
+                ),
+                false => format!("ListAuditFindings returned none of the {reported} findings the task reports"),
+            };
+            error!(task_id, check, reported, reason = %why, "findings not read: the check is not applied");
+            self.withhold(summary, view, std::slice::from_ref(&check), &why);
+        }
     }
 
     /// The task's outline: from the notification, or from DescribeAuditTask when the

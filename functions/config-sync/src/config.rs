@@ -18,6 +18,9 @@ pub struct Config {
     pub drift_auto_repair: bool,
     /// `AWS_MAX_ATTEMPTS` (default 8, 1–20): SDK attempts per call (adaptive retry mode).
     pub max_attempts: u32,
+    /// `DEADLINE_FALLBACK_SECS` (default 300, 1–900): the time an invocation gives itself when
+    /// the runtime's deadline cannot be right (see `audit_shared::aws::lambda::invocation_time`).
+    pub deadline_fallback: std::time::Duration,
     /// Scheduled audits the account may hold ([`MAX_SCHEDULED_AUDITS`]; tests may lower it).
     pub max_audits: usize,
 }
@@ -32,6 +35,7 @@ impl Config {
             retention_days: env.in_range("RETENTION_DAYS", 400, 1..=3650)?,
             drift_auto_repair: env.flag("DRIFT_AUTO_REPAIR", false)?,
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 8, 1..=20)?,
+            deadline_fallback: std::time::Duration::from_secs(env.in_range("DEADLINE_FALLBACK_SECS", 300, 1..=900)?),
             max_audits: MAX_SCHEDULED_AUDITS,
         })
     }
@@ -55,6 +59,8 @@ mod tests {
     fn defaults_and_every_variable() {
         let c = read(&[]).unwrap();
         assert_eq!((c.retention_days, c.drift_auto_repair, c.max_attempts, c.max_audits), (400, false, 8, 5));
+        assert_eq!(c.deadline_fallback.as_secs(), 300);
+        assert_eq!(read(&[("DEADLINE_FALLBACK_SECS", "60")]).unwrap().deadline_fallback.as_secs(), 60);
         let c = read(&[("RETENTION_DAYS", "30"), ("DRIFT_AUTO_REPAIR", "true"), ("AWS_MAX_ATTEMPTS", "3")]).unwrap();
         assert_eq!((c.retention_days, c.drift_auto_repair, c.max_attempts), (30, true, 3));
         assert_eq!((c.table_name.as_str(), c.digest_topic_arn.as_str()), ("t", "arn:aws:sns:us-east-1:1:d"));
@@ -67,6 +73,8 @@ mod tests {
             ("RETENTION_DAYS", "a year"),
             ("DRIFT_AUTO_REPAIR", "yes"),
             ("AWS_MAX_ATTEMPTS", "0"),
+            ("DEADLINE_FALLBACK_SECS", "0"),
+            ("DEADLINE_FALLBACK_SECS", "9000"),
         ];
         assert_errors_name_the_variable(&BASE, &bad, |pairs| {
             let s = from_pairs(pairs);

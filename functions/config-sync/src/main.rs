@@ -5,13 +5,13 @@
 
 use audit_shared::aws::dynamodb::DynamoSetupStore;
 use audit_shared::aws::iot::IotAuditSetup;
-use audit_shared::aws::lambda::{init_logging, sdk_config};
+use audit_shared::aws::lambda::{init_logging, invocation_time, sdk_config};
 use audit_shared::aws::sns::SnsDigestPublisher;
 use config_sync::{handler, Config, Responder, Syncer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tracing::error;
 
 /// Attempts per CloudFormation response PUT.
@@ -46,6 +46,7 @@ async fn main() -> Result<(), Error> {
         }
     };
     let sdk = sdk_config(config.max_attempts).await;
+    let fallback = config.deadline_fallback;
     let syncer = Arc::new(Syncer {
         api: IotAuditSetup::new(aws_sdk_iot::Client::new(&sdk)),
         store: DynamoSetupStore::new(
@@ -59,7 +60,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (syncer, responder) = (syncer.clone(), responder.clone());
         async move {
-            let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            let (remaining, warning) = invocation_time(event.context.deadline(), SystemTime::now(), fallback);
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
             handler::handle(syncer, &responder, event.payload, remaining).await.map_err(Error::from)
         }
     }))

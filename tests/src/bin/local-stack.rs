@@ -7,7 +7,10 @@
 //! the same environment variables the template sets.
 //!
 //! `demo` then runs the story step by step and exits; `up` keeps everything running until
-//! Ctrl-C. Every process it starts stops with it.
+//! Ctrl-C. `services` starts only what the functions need (DynamoDB Local with the table, the
+//! emulator with the topics and the continuation queue, delivering to `cargo lambda watch` on
+//! :9000) for the README's "Invoke locally" path, where `cargo lambda watch` runs the functions
+//! with `events/local.env`. Every process it starts stops with it.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -21,32 +24,49 @@ const TABLE: &str = "audit-findings";
 #[tokio::main]
 async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
-    if mode != "demo" && mode != "up" {
-        fail("usage: local-stack demo|up");
+    if !["demo", "up", "services"].contains(&mode.as_str()) {
+        fail("usage: local-stack demo|up|services");
     }
     let started = Instant::now();
     let (emu_port, ddb_port, invoke_port) =
         (port("EMULATOR_PORT", 4566), port("DYNAMODB_PORT", 8000), port("INVOKE_PORT", 9000));
-    println!("Starting the local stack (DynamoDB Local :{ddb_port}, emulator :{emu_port}, functions :{invoke_port}) …");
+    match mode.as_str() {
+        "services" => println!(
+            "Starting the local services (DynamoDB Local :{ddb_port}, emulator :{emu_port}; functions: cargo lambda watch on :{invoke_port}) …"
+        ),
+        _ => println!(
+            "Starting the local stack (DynamoDB Local :{ddb_port}, emulator :{emu_port}, functions :{invoke_port}) …"
+        ),
+    }
     let ddb =
         start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
     let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
-    let opts = device_defender_emulator::Options::from_args(&[
-        "--port",
-        &emu_port.to_string(),
-        "--fleet-devices",
-        &std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into()),
-        "--noncompliant-share",
-        "0.05",
-        "--drift-share",
-        "0.25",
-        "--task-duration-secs",
-        "30",
-        "--lambda-invoke-url",
-        &invoke_url,
-        "--sqs-lambda",
-        "continuation=audit-notification",
-    ])
+    // `services`: the emulator's clock starts two days ago, so that the audits run there fall in
+    // the sweeper's window (the last 72 hours of real time).
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
+    let start: &[&str] = if mode == "services" { &["--start-time", &two_days_ago] } else { &[] };
+    let opts = device_defender_emulator::Options::from_args(
+        &[
+            start,
+            &[
+                "--port",
+                &emu_port.to_string(),
+                "--fleet-devices",
+                &std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into()),
+                "--noncompliant-share",
+                "0.05",
+                "--drift-share",
+                "0.25",
+                "--task-duration-secs",
+                "30",
+                "--lambda-invoke-url",
+                &invoke_url,
+                "--sqs-lambda",
+                "continuation=audit-notification",
+            ],
+        ]
+        .concat(),
+    )
     .unwrap_or_else(|e| fail(e));
     let emu = device_defender_emulator::start(opts)
         .await
@@ -83,6 +103,10 @@ async fn main() {
         ("FINDINGS_RATE_LIMIT", "10".into()),
         ("ON_DEMAND_DIGEST", "true".into()),
     ];
+    if mode == "services" {
+        serve_cargo_lambda(&url, &ddb, started, invoke_port).await;
+        return;
+    }
     let mut functions = HashMap::new();
     for name in ["audit-notification", "config-sync", "audit-sweeper"] {
         let level = if mode == "up" { "info" } else { "warn" };
@@ -220,6 +244,30 @@ async fn main() {
     }
     functions.values().for_each(Function::stop);
     println!("\nDone in {:.1} s. Everything started here stops now.", started.elapsed().as_secs_f64());
+}
+
+/// `services`: the banner of the README's "Invoke locally" path, then wait for Ctrl-C.
+async fn serve_cargo_lambda(url: &str, ddb: &str, started: Instant, invoke_port: u16) {
+    println!(
+        "Ready in {:.1} s: emulator {url}, DynamoDB Local {ddb}, table {TABLE}, topics dd-audit-notifications \
+         (→ audit-notification), dd-audit-digest, dd-audit-chat, queue continuation (→ audit-notification)",
+        started.elapsed().as_secs_f64()
+    );
+    println!("\nIn another terminal (events/local.env names what was just created):");
+    println!("  source .venv/bin/activate   # cargo-lambda, from `make tools`");
+    println!("  cargo lambda watch --invoke-port {invoke_port} --env-file events/local.env");
+    println!("Then, in a third:");
+    println!(
+        "  cargo lambda invoke --invoke-port {invoke_port} audit-notification --data-file events/audit-notification.scheduled-audit-completed.json"
+    );
+    println!("  curl -s {url}/_emulator/outbox   # the digests");
+    println!("  curl -s {url}/_emulator/cloudformation-responses   # config-sync's answers to CloudFormation");
+    println!("  curl -s {url}/_emulator/queues/continuation   # the continuation queue, delayed messages too");
+    println!(
+        "The emulator delivers audit notifications and the continuation queue to {invoke_port}. Ctrl-C stops it all."
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    println!("Stopping.");
 }
 
 /// The status of the last answer CloudFormation got.
