@@ -317,6 +317,20 @@ where
         }
         summary.set_late(late);
         if apply.is_empty() {
+            // Nothing is read, so nothing else would notice a task the account does not know:
+            // its checks were not run later, they cannot be read at all.
+            if let Some(why) = self.unknown_task(&summary.outline.task_id).await {
+                warn!(task_id = %summary.outline.task_id, reason = %why, "findings not read: no check is applied");
+                summary.late_checks.clear();
+                let reported: Vec<String> = summary
+                    .outline
+                    .checks
+                    .iter()
+                    .filter(|c| c.non_compliant > 0 && completed.contains(&c.check_name.to_string()))
+                    .map(|c| c.check_name.to_string())
+                    .collect();
+                reported.iter().for_each(|c| summary.set_unread(c, &why));
+            }
             self.ports.episodes.release_stream(&stream, &summary.outline.task_id).await?;
             self.ports.store.set_lifecycle(&summary.outline.task_id, LifecycleState::NotTracked).await?;
             summary.lifecycle = LifecycleState::NotTracked;
@@ -373,24 +387,30 @@ where
             return;
         }
         let task_id = summary.outline.task_id.clone();
-        let unknown = match self.ports.reader.describe_task(&task_id).await {
-            Err(PortError::NotFound(_)) => true,
-            Ok(_) => false,
-            Err(e) => {
-                warn!(task_id, error = %e, "DescribeAuditTask failed: the reason for the empty checks stays general");
-                false
-            }
-        };
+        let unknown = self.unknown_task(&task_id).await;
         for (check, reported) in empty {
-            let why = match unknown {
-                true => format!(
-                    "the account does not know task {task_id} (DescribeAuditTask: not found): ListAuditFindings \
-                     returned none of the {reported} findings the notification reports"
-                ),
-                false => format!("ListAuditFindings returned none of the {reported} findings the task reports"),
+            let why = match &unknown {
+                Some(why) => format!("{why}: ListAuditFindings returned none of the {reported} findings it reports"),
+                None => format!("ListAuditFindings returned none of the {reported} findings the task reports"),
             };
             error!(task_id, check, reported, reason = %why, "findings not read: the check is not applied");
             self.withhold(summary, view, std::slice::from_ref(&check), &why);
+        }
+    }
+
+    /// Why the account does not know `task_id`, when DescribeAuditTask says so (a notification
+    /// replayed from elsewhere, or past Device Defender's retention); `None` when it knows it or
+    /// cannot tell.
+    async fn unknown_task(&self, task_id: &str) -> Option<String> {
+        match self.ports.reader.describe_task(task_id).await {
+            Err(PortError::NotFound(_)) => {
+                Some(format!("the account does not know task {task_id} (DescribeAuditTask: not found)"))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                warn!(task_id, error = %e, "DescribeAuditTask failed: whether the account knows the task is not known");
+                None
+            }
         }
     }
 

@@ -41,11 +41,11 @@ async fn main() {
     let ddb =
         start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
     let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
-    // `services`: the emulator's clock starts two days ago, so that the audits run there fall in
-    // the sweeper's window (the last 72 hours of real time).
+    // `services`: the emulator's clock starts two days ago, so that the audits run there (and
+    // the next scheduled run) fall in the sweeper's window (the last 72 hours of real time).
     let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
     let start: &[&str] = if mode == "services" { &["--start-time", &two_days_ago] } else { &[] };
-    let opts = device_defender_emulator::Options::from_args(
+    let mut opts = device_defender_emulator::Options::from_args(
         &[
             start,
             &[
@@ -68,6 +68,9 @@ async fn main() {
         .concat(),
     )
     .unwrap_or_else(|e| fail(e));
+    // `services`: the clock runs, as AWS's does, so an audit started ends by itself (the demo
+    // and `up` move it step by step).
+    opts.frozen_clock = mode != "services";
     let emu = device_defender_emulator::start(opts)
         .await
         .unwrap_or_else(|e| fail(format!("emulator: {e}; set EMULATOR_PORT")));
