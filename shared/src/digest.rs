@@ -879,7 +879,7 @@ mod tests {
         assert_eq!(d.subject, "daily-fleet-audit: findings NOT READ (1 check); 1 check FAILED");
         assert!(d.severities.iter().all(|s| s.open == 0), "the notification's counts are not the history's");
         let body = render_text(&d, MAX_BODY_BYTES);
-        assert!(body.contains(&format!("Could not read the findings of these checks")), "{body}");
+        assert!(body.contains("Could not read the findings of these checks"), "{body}");
         assert!(body.contains(&format!("DEVICE_CERTIFICATE_SHARED_CHECK: {why}")), "{body}");
         assert!(body.contains("NOT READ"), "the check table marks it: {body}");
         // Some checks read, one not: the read ones count, the subject names the rest.

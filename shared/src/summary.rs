@@ -253,6 +253,12 @@ impl TaskSummary {
             .collect()
     }
 
+    /// Whether the run applied nothing because its findings could not be read: not a run of
+    /// its stream's history (never the previous run, not in the trend).
+    pub fn nothing_read(&self) -> bool {
+        self.lifecycle == LifecycleState::NotTracked && !self.unread_checks.is_empty()
+    }
+
     /// Records `check` as not read, with why: it is done (nothing more is read) and not applied.
     pub fn set_unread(&mut self, check: &str, why: &str) {
         if let Some(p) = self.progress.get_mut(check) {

@@ -186,6 +186,10 @@ impl TaskStore for DynamoTaskStore {
         history.insert("severityCounts".into(), to_attr(&summary.severity_counts)?);
         history.insert("open".into(), to_attr(&summary.open_by_severity())?);
         history.insert("expiresAt".into(), self.expires_at());
+        if summary.nothing_read() {
+            // Not a run of the history: never the previous run, no point of the trend.
+            history.insert("notRead".into(), AttributeValue::Bool(true));
+        }
         let put_summary = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.summary_item(summary)?))
@@ -309,8 +313,9 @@ impl TaskStore for DynamoTaskStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("Query", e))?;
             for item in page.items() {
-                let completed =
-                    item.get("taskStatus").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("COMPLETED");
+                let completed = item.get("taskStatus").and_then(|v| v.as_s().ok()).map(String::as_str)
+                    == Some("COMPLETED")
+                    && !not_read(item);
                 let id = item.get("taskId").and_then(|v| v.as_s().ok());
                 if let (true, Some(id)) = (completed, id) {
                     return self.get(id).await;
@@ -335,7 +340,7 @@ impl TaskStore for DynamoTaskStore {
             .await
             .map_err(|e| classify("Query", e))?;
         self.meter.add_read(out.consumed_capacity());
-        Ok(out.items().iter().filter_map(run_record).collect())
+        Ok(out.items().iter().filter(|i| !not_read(i)).filter_map(run_record).collect())
     }
 
     async fn set_lifecycle(&self, task_id: &str, state: LifecycleState) -> Result<(), PortError> {
@@ -349,6 +354,11 @@ impl TaskStore for DynamoTaskStore {
         self.meter.update(req).await?;
         Ok(())
     }
+}
+
+/// Whether a run history item is of a run none of whose findings could be read.
+fn not_read(item: &Item) -> bool {
+    item.get("notRead").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
 }
 
 /// A run history item, read back.
