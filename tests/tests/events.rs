@@ -105,6 +105,32 @@ async fn every_sample_event_runs_through_its_handler() {
             if is_cfn {
                 assert_eq!(out["Status"], "SUCCESS", "{name}: {out}");
             }
+        } else if name.starts_with("org-rollup.") {
+            let env = [("TABLE_NAME", l.table.clone()), ("DIGEST_TOPIC_ARN", l.digest.clone())];
+            let config =
+                org_rollup::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+            let home = config.home.clone();
+            let store = audit_shared::aws::dynamodb::DynamoRollupStore::new(
+                c.dynamodb.clone(),
+                l.table.clone(),
+                400,
+                home.clone(),
+            );
+            let members =
+                audit_shared::aws::dynamodb::DynamoMemberStore::new(c.dynamodb.clone(), l.table.clone(), store.meter());
+            let publisher = SnsDigestPublisher::new(c.sns.clone(), l.digest.clone());
+            let sdk = system_tests::sdk(3).await.into_builder().endpoint_url(&l.url).build();
+            let probe = audit_shared::aws::member_access::MemberAccess::new(
+                aws_sdk_iot::Config::new(&sdk),
+                sdk,
+                home,
+                None,
+                "aws".into(),
+            );
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            let r = org_rollup::roll_up(&members, &store, &publisher, &probe, &config, now).await;
+            let r = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!r.members.is_empty(), "{name}: the hub's own account-region reported");
         } else {
             panic!("{name}: no handler for this event file (name it <function>.<case>.json)");
         }
