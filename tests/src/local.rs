@@ -114,3 +114,27 @@ pub async fn wait_for_digests(url: &str, topic: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The emulator's flags both local stacks share: the port, the fleet (`devices`, 5% of them
+/// non-compliant), 30-second audits, and delivery of SNS and the continuation queue to the
+/// functions behind the invoke endpoint on `invoke_port`.
+pub fn emulator_args(emu_port: u16, devices: &str, invoke_port: u16) -> Vec<String> {
+    let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
+    [
+        "--port",
+        &emu_port.to_string(),
+        "--fleet-devices",
+        devices,
+        "--noncompliant-share",
+        "0.05",
+        "--task-duration-secs",
+        "30",
+        "--lambda-invoke-url",
+        &invoke_url,
+        "--sqs-lambda",
+        "continuation=audit-notification",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}

@@ -11,7 +11,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use system_tests::local::{fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function};
+use system_tests::local::{
+    emulator_args, fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function,
+};
 use system_tests::{admin, clients, iot_as, sns_as, start_dynamodb_local};
 
 const TABLE: &str = "audit-org";
@@ -84,26 +86,8 @@ async fn main() {
     );
     let ddb =
         start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
-    let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
-    let mut args: Vec<String> = [
-        "--port",
-        &emu_port.to_string(),
-        "--fleet-devices",
-        "4000",
-        "--noncompliant-share",
-        "0.05",
-        "--task-duration-secs",
-        "30",
-        "--lambda-invoke-url",
-        &invoke_url,
-        "--sqs-lambda",
-        "continuation=audit-notification",
-        "--sqs-lambda",
-        &format!("{QUEUE}=audit-notification"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = emulator_args(emu_port, "4000", invoke_port);
+    args.extend(["--sqs-lambda".into(), format!("{QUEUE}=audit-notification")]);
     for m in &MEMBERS {
         args.extend(["--access-key".into(), format!("{}={}", m.key, m.account)]);
         if m.readable {

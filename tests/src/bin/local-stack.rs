@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use system_tests::local::{fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function};
+use system_tests::local::{
+    emulator_args, fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function,
+};
 use system_tests::{admin, clients, start_dynamodb_local, workspace, Recorder};
 
 const TABLE: &str = "audit-findings";
@@ -40,34 +42,17 @@ async fn main() {
     }
     let ddb =
         start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
-    let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
     // `services`: the emulator's clock starts two days ago, so that the audits run there (and
     // the next scheduled run) fall in the sweeper's window (the last 72 hours of real time).
-    let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
-    let start: &[&str] = if mode == "services" { &["--start-time", &two_days_ago] } else { &[] };
-    let mut opts = device_defender_emulator::Options::from_args(
-        &[
-            start,
-            &[
-                "--port",
-                &emu_port.to_string(),
-                "--fleet-devices",
-                &std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into()),
-                "--noncompliant-share",
-                "0.05",
-                "--drift-share",
-                "0.25",
-                "--task-duration-secs",
-                "30",
-                "--lambda-invoke-url",
-                &invoke_url,
-                "--sqs-lambda",
-                "continuation=audit-notification",
-            ],
-        ]
-        .concat(),
-    )
-    .unwrap_or_else(|e| fail(e));
+    let devices = std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into());
+    let mut args = emulator_args(emu_port, &devices, invoke_port);
+    args.extend(["--drift-share".into(), "0.25".into()]);
+    if mode == "services" {
+        let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
+        args.extend(["--start-time".into(), two_days_ago]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut opts = device_defender_emulator::Options::from_args(&args).unwrap_or_else(|e| fail(e));
     // `services`: the clock runs, as AWS's does, so an audit started ends by itself (the demo
     // and `up` move it step by step).
     opts.frozen_clock = mode != "services";
