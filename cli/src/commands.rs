@@ -150,9 +150,13 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             let mut rows = Rows::new(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
             for r in runs {
                 let open = |s: &str| r.open.get(s).copied().unwrap_or(0).to_string();
+                let status = match r.not_read {
+                    true => format!("{} (findings not read)", r.task_status),
+                    false => r.task_status.to_string(),
+                };
                 rows.push(vec![
                     r.task_id,
-                    r.task_status.to_string(),
+                    status,
                     day(r.task_start_time),
                     open("CRITICAL"),
                     open("HIGH"),

@@ -965,6 +965,7 @@ mod tests {
             (2, (finding(2), start, Some(start - 3 * DAY_MS))),
         ]);
         let earlier = vec![RunRecord {
+            not_read: false,
             task_id: "p".into(),
             task_status: TaskStatus::Completed,
             task_start_time: start - DAY_MS,

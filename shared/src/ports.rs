@@ -163,6 +163,9 @@ pub struct RunRecord {
     pub task_start_time: i64,
     /// Open (not muted) findings per severity.
     pub open: BTreeMap<String, i64>,
+    /// None of its findings could be read: not a run of the history (never a previous run or
+    /// a point of the trend), listed so that people see it.
+    pub not_read: bool,
 }
 
 /// A finding's episode: when it was first and last seen, when resolved, how often it came back,

@@ -222,7 +222,12 @@ def check(name, answer, state):
     elif name == "org-rollup.schedule.json":
         if answer.get("members", 0) < 1:
             fail(f"{name}: the roll-up must count the hub's own account-region: {answer}")
-        print(f"    {answer}")
+        rollup = wait_for("the roll-up in the outbox", lambda: next(
+            (d for d in digests() if d["subject"].startswith("Organization roll-up")), None), 30)
+        # The account's two audits were read: the roll-up counts their open findings.
+        if re.search(r", 0 CRITICAL open", rollup["subject"]):
+            fail(f"{name}: the roll-up counts no open finding: {rollup['subject']!r}")
+        print(f"    {answer}; {rollup['subject']!r}")
     else:
         fail(f"no expected outcome is known for events/{name}: add it to {Path(__file__).name}")
 

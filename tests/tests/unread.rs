@@ -106,6 +106,10 @@ async fn a_notification_of_a_task_the_account_does_not_know_changes_no_history_a
     let subject = digest["subject"].as_str().unwrap();
     assert!(subject.starts_with("daily: findings NOT READ") && !subject.contains(" open"), "{subject}");
     assert_eq!(system_tests::count_open(&stack.ddb, &stack.table, "daily").await, open_before, "nothing resolved");
+    // `audit-history runs` lists it, said for what it is.
+    let runs = system_tests::audit_history(&stack.table, &["runs", "--audit", "daily"], &[]);
+    let line = runs.lines().find(|l| l.contains(unknown)).unwrap_or_else(|| panic!("{runs}"));
+    assert!(line.contains("COMPLETED (findings not read)"), "{line}");
     // The next real run compares with the first, not with the unread one.
     let next = stack.ingest_next_scheduled_run().await;
     let digest = stack.digests().await.into_iter().find(|d| d["message"].as_str().unwrap().contains(&next)).unwrap();

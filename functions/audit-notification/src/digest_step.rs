@@ -163,7 +163,8 @@ where
                 previous,
                 suppressions
             );
-            let (listed, earlier) = (listed?, earlier?);
+            // A run none of whose findings were read is no point of the trend.
+            let (listed, earlier) = (listed?, earlier?.into_iter().filter(|r| !r.not_read).collect::<Vec<_>>());
             let finding = |h: &u64| listed.get(h).map(|(f, _, _)| f.clone());
             stats.listed_new.iter().filter_map(finding).for_each(|f| changes.add_new(f));
             stats.listed_resolved.iter().filter_map(finding).for_each(|f| changes.add_resolved(f));

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::metrics::IngestMetrics;
 use crate::read_ahead::{HeldPage, ReadAhead, READ_AHEAD_BYTES};
 use crate::run_view::{self, RunView};
+use crate::unread;
 use audit_shared::ports::{
     AuditReader, Claim, ContinuationQueue, DigestPublisher, EpisodeStore, PortError, StreamLock, TaskStore,
 };
@@ -199,7 +200,7 @@ where
                 let why = stall_reason(stalled, slice_end.saturating_duration_since(started).as_millis() as u64);
                 error!(task_id, stalled, reason = %why, "reading stops: the digest names the checks not read");
                 let pending = summary.pending_checks();
-                self.withhold(&mut summary, &mut view, &pending, &why);
+                unread::withhold(&mut summary, &mut view, &pending, &why);
                 all_read = true;
             }
             if !all_read {
@@ -223,7 +224,7 @@ where
                 crate::metrics::emit(&task_id, &summary.outline.audit_stream(), &metrics);
                 return Ok(Outcome::Continued);
             }
-            self.withhold_empty_reads(&mut summary, &mut view).await;
+            unread::withhold_empty_reads(&self.ports.reader, &mut summary, &mut view).await;
             if summary.lifecycle == LifecycleState::Pending && summary.applied_checks().is_empty() {
                 // Nothing read to apply: the run changes no episode.
                 let o = &summary.outline;
@@ -319,7 +320,7 @@ where
         if apply.is_empty() {
             // Nothing is read, so nothing else would notice a task the account does not know:
             // its checks were not run later, they cannot be read at all.
-            if let Some(why) = self.unknown_task(&summary.outline.task_id).await {
+            if let Some(why) = unread::unknown_task(&self.ports.reader, &summary.outline.task_id).await {
                 warn!(task_id = %summary.outline.task_id, reason = %why, "findings not read: no check is applied");
                 summary.late_checks.clear();
                 let reported: Vec<String> = summary
@@ -365,53 +366,6 @@ where
         self.ports.store.set_lifecycle(&o.task_id, LifecycleState::Applied).await?;
         info!(task_id = %o.task_id, stream = name, resolved, "episodes closed; stream released");
         Ok(())
-    }
-
-    /// Records `checks` as not read (with `why`): done, not applied, resolving nothing.
-    fn withhold(&self, summary: &mut TaskSummary, view: &mut Option<RunView>, checks: &[String], why: &str) {
-        for check in checks {
-            summary.set_unread(check, why);
-            if let Some(v) = view.as_mut() {
-                v.set.withhold(check);
-            }
-        }
-    }
-
-    /// Checks read to the end that gave none of the findings the task reports are not applied
-    /// (they would resolve every open finding of the check): DescribeAuditTask says whether
-    /// the account knows the task at all (ListAuditFindings answers an unknown task with an
-    /// empty page, no error).
-    async fn withhold_empty_reads(&self, summary: &mut TaskSummary, view: &mut Option<RunView>) {
-        let empty = summary.read_empty();
-        if empty.is_empty() {
-            return;
-        }
-        let task_id = summary.outline.task_id.clone();
-        let unknown = self.unknown_task(&task_id).await;
-        for (check, reported) in empty {
-            let why = match &unknown {
-                Some(why) => format!("{why}: ListAuditFindings returned none of the {reported} findings it reports"),
-                None => format!("ListAuditFindings returned none of the {reported} findings the task reports"),
-            };
-            error!(task_id, check, reported, reason = %why, "findings not read: the check is not applied");
-            self.withhold(summary, view, std::slice::from_ref(&check), &why);
-        }
-    }
-
-    /// Why the account does not know `task_id`, when DescribeAuditTask says so (a notification
-    /// replayed from elsewhere, or past Device Defender's retention); `None` when it knows it or
-    /// cannot tell.
-    async fn unknown_task(&self, task_id: &str) -> Option<String> {
-        match self.ports.reader.describe_task(task_id).await {
-            Err(PortError::NotFound(_)) => {
-                Some(format!("the account does not know task {task_id} (DescribeAuditTask: not found)"))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                warn!(task_id, error = %e, "DescribeAuditTask failed: whether the account knows the task is not known");
-                None
-            }
-        }
     }
 
     /// The task's outline: from the notification, or from DescribeAuditTask when the

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod read_ahead;
 pub mod run_view;
+pub mod unread;
 
 use audit_shared::aws::dynamodb::{CapacityMeter, DynamoEpisodeStore, DynamoMemberStore, DynamoTaskStore};
 use audit_shared::aws::iot::IotAuditReader;

@@ -91,7 +91,7 @@ impl RollupStore for DynamoRollupStore {
         'pages: while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("Query", e))?;
             self.meter.add_read(page.consumed_capacity());
-            for item in page.items() {
+            for item in page.items().iter().filter(|i| !super::task_store::not_read(i)) {
                 let (Some(task_id), Some(start)) =
                     (item.get("taskId").and_then(|v| v.as_s().ok()), number(item, "taskStartTime"))
                 else {

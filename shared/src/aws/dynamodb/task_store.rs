@@ -340,7 +340,7 @@ impl TaskStore for DynamoTaskStore {
             .await
             .map_err(|e| classify("Query", e))?;
         self.meter.add_read(out.consumed_capacity());
-        Ok(out.items().iter().filter(|i| !not_read(i)).filter_map(run_record).collect())
+        Ok(out.items().iter().filter_map(run_record).collect())
     }
 
     async fn set_lifecycle(&self, task_id: &str, state: LifecycleState) -> Result<(), PortError> {
@@ -356,8 +356,9 @@ impl TaskStore for DynamoTaskStore {
     }
 }
 
-/// Whether a run history item is of a run none of whose findings could be read.
-fn not_read(item: &Item) -> bool {
+/// Whether a run history item is of a run none of whose findings could be read (not a run of
+/// the history: never a previous run, a point of the trend or a member's latest run).
+pub(crate) fn not_read(item: &Item) -> bool {
     item.get("notRead").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
 }
 
@@ -376,5 +377,6 @@ pub fn run_record(item: &Item) -> Option<RunRecord> {
         task_status: TaskStatus::parse(get_s("taskStatus")?),
         task_start_time: item.get("taskStartTime")?.as_n().ok()?.parse().ok()?,
         open,
+        not_read: not_read(item),
     })
 }
