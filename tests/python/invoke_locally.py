@@ -100,12 +100,17 @@ def digest_of(task_id, seconds=300):
     return wait_for(f"the digest of task {task_id}", find, seconds)
 
 
-def listed_findings(task_id):
-    """Every finding ListAuditFindings returns for a task (boto3 against the emulator)."""
+def iot_client():
+    """boto3's IoT client against the emulator."""
     import boto3
 
-    iot = boto3.client("iot", endpoint_url=EMULATOR, region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client("iot", endpoint_url=EMULATOR, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def listed_findings(task_id):
+    """Every finding ListAuditFindings returns for a task (boto3 against the emulator)."""
+    iot = iot_client()
     n = 0
     for page in iot.get_paginator("list_audit_findings").paginate(taskId=task_id, PaginationConfig={"PageSize": 250}):
         n += len(page["findings"])
@@ -173,6 +178,11 @@ def check(name, answer, state):
         if r.get("Status") != "SUCCESS":
             fail(f"{name}: CloudFormation would get {r.get('Status')}: {r.get('Reason')}")
         print(f"    CloudFormation answer: SUCCESS, {r.get('PhysicalResourceId')}")
+        audits = {a["scheduledAuditName"]: a for a in iot_client().list_scheduled_audits()["scheduledAudits"]}
+        if name == "config-sync.cfn-update.json" and audits.get("daily-fleet-audit", {}).get("frequency") != "WEEKLY":
+            fail(f"{name}: the update makes daily-fleet-audit weekly: {audits}")
+        if name == "config-sync.cfn-delete.json" and (audits or (r.get("Data") or {}).get("DeletedAudits") != "1"):
+            fail(f"{name}: the delete removes the audit the stack created: {audits}, {r.get('Data')}")
         if name == "config-sync.cfn-create.json":
             # StartOnDemandAudit: an on-demand audit ran; its notification reached
             # audit-notification through SNS and cargo lambda watch.
