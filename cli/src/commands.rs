@@ -114,10 +114,10 @@ fn late_note(s: &TaskSummary) -> String {
             unread.join(", ")
         ));
     }
-    match notes.is_empty() {
-        true => "a run started no earlier was applied first".into(),
-        false => notes.join("\n"),
+    if notes.is_empty() {
+        return "a run started no earlier was applied first".into();
     }
+    notes.join("\n")
 }
 
 /// Runs the command of `cli`.
@@ -150,10 +150,10 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             let mut rows = Rows::new(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
             for r in runs {
                 let open = |s: &str| r.open.get(s).copied().unwrap_or(0).to_string();
-                let status = match r.not_read {
-                    true => format!("{} (findings not read)", r.task_status),
-                    false => r.task_status.to_string(),
-                };
+                let mut status = r.task_status.to_string();
+                if r.not_read {
+                    status.push_str(" (findings not read)");
+                }
                 rows.push(vec![
                     r.task_id,
                     status,

@@ -25,9 +25,17 @@ pub struct StallPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StallStep {
     /// Continue after `delay_secs`; the continuation carries `stalled`.
-    Retry { stalled: u32, delay_secs: u32 },
+    Retry {
+        /// Invocations in a row that read nothing, this one included.
+        stalled: u32,
+        /// The continuation's SQS `DelaySeconds`.
+        delay_secs: u32,
+    },
     /// Stop: `stalled` invocations in a row read nothing.
-    GiveUp { stalled: u32 },
+    GiveUp {
+        /// Invocations in a row that read nothing, this one included.
+        stalled: u32,
+    },
 }
 
 impl StallPolicy {
@@ -48,7 +56,7 @@ impl StallPolicy {
 pub fn stall_reason(stalled: u32, time_left_ms: u64) -> String {
     format!(
         "no page of findings was read in {stalled} invocations in a row: the last had {time_left_ms} ms to read \
-         before its deadline (the Lambda deadline minus DEADLINE_MARGIN_MS)"
+         (the Lambda deadline minus DEADLINE_MARGIN_MS, or MAX_SLICE_MS if shorter)"
     )
 }
 

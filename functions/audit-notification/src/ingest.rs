@@ -159,13 +159,16 @@ where
                 info!(task_id, holder, delay, "task busy in another invocation: looking again later");
                 self.ports
                     .queue
-                    .enqueue(&Continuation::new(&task_id, "lease-busy").of(self.member.clone()), delay)
+                    .enqueue(
+                        &Continuation::new(&task_id, "lease-busy").of(self.member.clone()).stalled(stalled_before),
+                        delay,
+                    )
                     .await?;
                 return Ok(Outcome::Busy);
             }
             Claim::Acquired(s) => s,
         };
-        let stream = match self.take_stream(&mut summary, owner).await {
+        let stream = match self.take_stream(&mut summary, owner, stalled_before).await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Ok(Outcome::Busy),
             Err(e) => {
@@ -229,7 +232,7 @@ where
                 // Nothing read to apply: the run changes no episode.
                 let o = &summary.outline;
                 self.ports.episodes.release_stream(&o.audit_stream(), &o.task_id).await?;
-                self.ports.store.set_lifecycle(&o.task_id, LifecycleState::NotTracked).await?;
+                // Stored by `complete` below, with the checks not read.
                 summary.lifecycle = LifecycleState::NotTracked;
                 view = None;
             }
@@ -276,7 +279,13 @@ where
     /// `None` when another run holds it (a later look is queued and the lease given back).
     /// Lateness is per check: the checks a run started no earlier applied first are late (not
     /// read, named in the digest); a run late for every check changes no episode.
-    async fn take_stream(&self, summary: &mut TaskSummary, owner: &str) -> Result<Option<StreamRun>, PortError> {
+    /// `stalled`: invocations in a row that read nothing before this one (a later look keeps it).
+    async fn take_stream(
+        &self,
+        summary: &mut TaskSummary,
+        owner: &str,
+        stalled: u32,
+    ) -> Result<Option<StreamRun>, PortError> {
         let o = &summary.outline;
         if summary.lifecycle != LifecycleState::Pending {
             return Ok(Some(StreamRun::default()));
@@ -294,7 +303,10 @@ where
                 info!(task_id = %o.task_id, stream, holder, delay, "another run of this audit is being applied: looking again later");
                 self.ports
                     .queue
-                    .enqueue(&Continuation::new(&o.task_id, "stream-busy").of(self.member.clone()), delay)
+                    .enqueue(
+                        &Continuation::new(&o.task_id, "stream-busy").of(self.member.clone()).stalled(stalled),
+                        delay,
+                    )
                     .await?;
                 self.ports.store.release(&o.task_id, owner).await?;
                 return Ok(None);
@@ -323,17 +335,11 @@ where
             if let Some(why) = unread::unknown_task(&self.ports.reader, &summary.outline.task_id).await {
                 warn!(task_id = %summary.outline.task_id, reason = %why, "findings not read: no check is applied");
                 summary.late_checks.clear();
-                let reported: Vec<String> = summary
-                    .outline
-                    .checks
-                    .iter()
-                    .filter(|c| c.non_compliant > 0 && completed.contains(&c.check_name.to_string()))
-                    .map(|c| c.check_name.to_string())
-                    .collect();
-                reported.iter().for_each(|c| summary.set_unread(c, &why));
+                completed.iter().for_each(|c| summary.set_unread(c, &why));
             }
             self.ports.episodes.release_stream(&stream, &summary.outline.task_id).await?;
-            self.ports.store.set_lifecycle(&summary.outline.task_id, LifecycleState::NotTracked).await?;
+            // Stored with the summary when the task completes (the checks not applied with it),
+            // so that a retry before then decides again and the same way.
             summary.lifecycle = LifecycleState::NotTracked;
             return Ok(Some(StreamRun::default()));
         }

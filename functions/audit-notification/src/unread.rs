@@ -19,9 +19,10 @@ pub fn withhold(summary: &mut TaskSummary, view: &mut Option<RunView>, checks: &
 }
 
 /// Checks read to the end that gave none of the findings the task reports are not applied
-/// (they would resolve every open finding of the check): DescribeAuditTask says whether the
-/// account knows the task at all (ListAuditFindings answers an unknown task with an empty
-/// page, no error).
+/// (they would resolve every open finding of the check). DescribeAuditTask then says whether
+/// the account knows the task at all (we model ListAuditFindings answering a task it does not
+/// know with an empty page; its model has no not-found error): if it does not, no check of the
+/// task is applied, its compliant ones neither.
 pub async fn withhold_empty_reads<R: AuditReader>(reader: &R, summary: &mut TaskSummary, view: &mut Option<RunView>) {
     let empty = summary.read_empty();
     if empty.is_empty() {
@@ -29,6 +30,7 @@ pub async fn withhold_empty_reads<R: AuditReader>(reader: &R, summary: &mut Task
     }
     let task_id = summary.outline.task_id.clone();
     let unknown = unknown_task(reader, &task_id).await;
+    let every_check = summary.applied_checks();
     for (check, reported) in empty {
         let why = match &unknown {
             Some(why) => format!("{why}: ListAuditFindings returned none of the {reported} findings it reports"),
@@ -36,6 +38,10 @@ pub async fn withhold_empty_reads<R: AuditReader>(reader: &R, summary: &mut Task
         };
         error!(task_id, check, reported, reason = %why, "findings not read: the check is not applied");
         withhold(summary, view, std::slice::from_ref(&check), &why);
+    }
+    if let Some(why) = unknown {
+        let rest: Vec<String> = every_check.into_iter().filter(|c| !summary.unread_checks.contains_key(c)).collect();
+        withhold(summary, view, &rest, &why);
     }
 }
 

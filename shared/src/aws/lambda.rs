@@ -1,5 +1,8 @@
 //! What every Lambda's `main` does before it serves: JSON logs and the SDK
-//! configuration (endpoints from `AWS_ENDPOINT_URL_<SERVICE>`, adaptive retries).
+//! configuration (endpoints from `AWS_ENDPOINT_URL_<SERVICE>`, adaptive retries), and the time
+//! an invocation has.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// JSON logs on stdout, without timestamps (CloudWatch adds them), filtered by `RUST_LOG` or
 /// else `default_filter`.
@@ -22,8 +25,6 @@ pub async fn sdk_config(max_attempts: u32) -> aws_config::SdkConfig {
         .load()
         .await
 }
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Lambda's longest function timeout: "900 seconds (15 minutes)"
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
