@@ -53,16 +53,13 @@ def section(text, title, level="## "):
 
 
 def sh_blocks(text):
-    return [b for b in re.findall(r"```sh\n(.*?)```", text, re.S)]
+    return re.findall(r"```sh\n(.*?)```", text, re.S)
 
 
 def commands(block):
-    out = []
-    for line in block.splitlines():
-        line = line.split(" #")[0].strip() if not line.strip().startswith("curl") else line.strip()
-        if line and not line.startswith("#"):
-            out.append(line)
-    return out
+    """The commands of a block, without comments and blank lines."""
+    lines = (line.split(" #")[0].strip() for line in block.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def get(path):
@@ -246,7 +243,6 @@ def check(name, answer, state):
 
 def sam_local_block(text):
     """What can be checked of the `sam local invoke` block without Docker."""
-    sys.path.insert(0, str(ROOT))
     from samcli.lib.providers.sam_function_provider import SamFunctionProvider
     from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 

@@ -122,7 +122,7 @@ impl Config {
             read_concurrency: env.in_range("READ_CONCURRENCY", 4, 1..=17)?,
             on_demand_digest: env.flag("ON_DEMAND_DIGEST", true)?,
             deadline_margin: Duration::from_millis(env.parsed("DEADLINE_MARGIN_MS", 30_000)?),
-            deadline_fallback: Duration::from_secs(env.in_range("DEADLINE_FALLBACK_SECS", 300, 1..=900)?),
+            deadline_fallback: audit_shared::aws::lambda::deadline_fallback(&env)?,
             stall: StallPolicy {
                 first_delay_secs: env.in_range("STALL_RETRY_SECS", 10, 1..=900)?,
                 max_stalled: env.in_range("MAX_STALLED_INVOCATIONS", 5, 1..=100)?,

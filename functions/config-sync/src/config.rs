@@ -35,7 +35,7 @@ impl Config {
             retention_days: env.in_range("RETENTION_DAYS", 400, 1..=3650)?,
             drift_auto_repair: env.flag("DRIFT_AUTO_REPAIR", false)?,
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 8, 1..=20)?,
-            deadline_fallback: std::time::Duration::from_secs(env.in_range("DEADLINE_FALLBACK_SECS", 300, 1..=900)?),
+            deadline_fallback: audit_shared::aws::lambda::deadline_fallback(&env)?,
             max_audits: MAX_SCHEDULED_AUDITS,
         })
     }

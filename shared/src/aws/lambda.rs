@@ -30,6 +30,15 @@ pub async fn sdk_config(max_attempts: u32) -> aws_config::SdkConfig {
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// `DEADLINE_FALLBACK_SECS` (default 300, 1–900): the time an invocation gives itself when the
+/// runtime's deadline cannot be right (see [`invocation_time`]); every function that budgets its
+/// time reads it so.
+pub fn deadline_fallback<F: Fn(&str) -> Option<String>>(
+    env: &crate::settings::Settings<F>,
+) -> Result<Duration, crate::settings::ConfigError> {
+    Ok(Duration::from_secs(env.in_range("DEADLINE_FALLBACK_SECS", 300, 1..=MAX_TIMEOUT.as_secs())?))
+}
+
 /// The time an invocation has, from its Runtime API deadline (`context.deadline()`, the
 /// `Lambda-Runtime-Deadline-Ms` header: "The date that the function times out in Unix time
 /// milliseconds", <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>).
