@@ -1,11 +1,16 @@
 //! Each command: read what it needs from the table, ask `audit_shared::history`, shape rows.
+//! What the user typed is checked against what exists first: a name that is not a check, an
+//! audit or member the table never saw, a task started after `--at` are refused, saying so,
+//! rather than answered with nothing.
 
-use crate::output::Rows;
+use crate::output::{minute, Cell, Column, Rows};
 use crate::{Cli, Command};
 use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoTaskStore};
 use audit_shared::history::{open_findings, period_stats, OpenFilter};
-use audit_shared::lifecycle::{fmt_age, DAY_MS};
-use audit_shared::ports::{Episode, MemberStore, PortError, TaskStore};
+use audit_shared::lifecycle::DAY_MS;
+use audit_shared::member::Member;
+use audit_shared::ports::{Episode, MemberRecord, MemberStore, PortError, TaskStore};
+use audit_shared::resource_lookup::LookupError;
 use audit_shared::summary::{IngestState, LifecycleState, TaskSummary};
 use audit_shared::{Severity, TaskStatus};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,21 +22,34 @@ pub enum CommandError {
     Table(#[from] PortError),
     #[error("unknown severity '{0}' (CRITICAL, HIGH, MEDIUM, LOW)")]
     Severity(String),
-    #[error("no task {0} in the table (never ingested, or past the retention)")]
-    NoTask(String),
+    #[error("'{check}' is not an audit check{hint}")]
+    UnknownCheck { check: String, hint: String },
+    #[error("no run of audit '{audit}' in the table{whose}{known}")]
+    NoAudit { audit: String, whose: String, known: String },
+    #[error("member {member} is not one this table's hub serves{known}")]
+    NoMember { member: String, known: String },
+    #[error("no task {task} in the table{whose} (never ingested, or past the retention)")]
+    NoTask { task: String, whose: String },
     #[error("task {task}: {why}")]
     NotKept { task: String, why: String },
+    #[error("task {task} started {start}, after --at {at}: the history had no such task then")]
+    TaskAfterAt { task: String, start: String, at: String },
     #[error("--until {until} is before --since {since}")]
     Period { since: String, until: String },
+    #[error("--since {since} is after {end}: the period has not begun")]
+    SinceAfterEnd { since: String, end: String },
+    #[error("--at does not apply to members: the table keeps only each member's latest state")]
+    MembersAt,
+    #[error("resource: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("no resource matches '{0}' (audit-history resource --help lists the forms it takes)")]
+    NoResource(String),
+    #[error("'{typed}' matches {count} resources, type more of it: {keys}")]
+    SeveralResources { typed: String, count: usize, keys: String },
 }
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
-}
-
-fn day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
 
 /// Reads every episode of an audit, printing progress on stderr every 10,000 unless quiet.
@@ -51,23 +69,39 @@ async fn episodes(store: &DynamoEpisodeStore, audit: &str, quiet: bool) -> Resul
     Ok(all)
 }
 
-fn episode_row(e: &Episode, now: i64) -> Vec<String> {
+fn episode_row(e: &Episode, now: i64) -> Vec<Cell> {
     let age = e.resolved_at.unwrap_or(now) - e.first_seen;
     vec![
-        e.stream.clone(),
-        e.finding.severity.to_string(),
-        e.finding.check_name.to_string(),
-        e.resource_key.clone(),
-        day(e.first_seen),
-        e.resolved_at.map_or_else(|| "open".into(), day),
-        fmt_age(age),
-        e.came_back.to_string(),
-        if e.suppressed { "yes".into() } else { "".into() },
+        Cell::text(&e.stream),
+        Cell::text(e.finding.severity.as_str()),
+        Cell::text(e.finding.check_name.as_str()),
+        Cell::text(&e.resource_key),
+        Cell::Time(Some(e.first_seen)),
+        e.resolved_at.map_or_else(|| Cell::text("open"), |r| Cell::Time(Some(r))),
+        Cell::Age(Some(age)),
+        Cell::Count(e.came_back.into()),
+        Cell::yes(e.suppressed),
     ]
 }
 
-const EPISODE_COLUMNS: [&str; 9] =
-    ["audit", "severity", "check", "resource", "first_seen", "resolved", "age", "came_back", "muted"];
+const EPISODE_COLUMNS: [Column; 9] = [
+    Column::plain("audit"),
+    Column::plain("severity"),
+    Column::plain("check"),
+    Column::plain("resource"),
+    Column::plain("first_seen"),
+    Column::plain("resolved"),
+    Column::age("age"),
+    Column::plain("came_back"),
+    Column::plain("muted"),
+];
+
+/// Says on stderr how many muted findings were left out, and how to see them.
+fn note_muted(left_out: usize, quiet: bool) {
+    if left_out > 0 && !quiet {
+        eprintln!("{left_out} muted finding(s) not listed (--include-muted lists them)");
+    }
+}
 
 /// Why the history cannot say what a task found, when it cannot: its findings were not kept
 /// (not read, or every check late) or are still being read. `None`: the episodes answer, for
@@ -99,7 +133,7 @@ fn task_findings_unknown(s: &TaskSummary) -> Option<String> {
 /// Which checks of a task were not applied to the history, and which run applied each first.
 fn late_note(s: &TaskSummary) -> String {
     let late: Vec<String> =
-        s.late_checks.iter().map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, day(r.start))).collect();
+        s.late_checks.iter().map(|(c, r)| format!("{c} (task {}, started {})", r.task_id, minute(r.start))).collect();
     let unread: Vec<String> = s.unread_checks.iter().map(|(c, why)| format!("{c} ({why})")).collect();
     let mut notes = Vec::new();
     if !late.is_empty() {
@@ -120,48 +154,117 @@ fn late_note(s: &TaskSummary) -> String {
     notes.join("\n")
 }
 
+/// Whose history a command reads: the hub's own account-region, or one member's.
+struct Whose {
+    /// The member's key prefix (empty for the hub's own).
+    prefix: String,
+    /// ` of member ACCOUNT:REGION`, or empty.
+    label: String,
+    /// The audits (streams) its record says it notified, when the table has its record.
+    streams: Vec<String>,
+}
+
+/// Resolves `--member`: it must be one the table's member records name. The hub's own
+/// account-region (its record says `home`) reads the unprefixed keys.
+fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, CommandError> {
+    let home = records.iter().find(|r| r.home);
+    let Some(m) = member else {
+        return Ok(Whose {
+            prefix: String::new(),
+            label: String::new(),
+            streams: home.map(|r| r.streams.clone()).unwrap_or_default(),
+        });
+    };
+    let Some(record) = records.iter().find(|r| r.member == *m) else {
+        let known: Vec<String> = records.iter().map(|r| r.member.to_string()).collect();
+        let known = match known.is_empty() {
+            true => " (the table has no member records: it is not a hub's, or no notification arrived yet)".into(),
+            false => format!(" (it serves {}: audit-history members)", known.join(", ")),
+        };
+        return Err(CommandError::NoMember { member: m.to_string(), known });
+    };
+    // Records written before the hub marked its own: every member prefixed, as then.
+    let prefix = match home {
+        Some(h) => m.key_prefix(&h.member),
+        None => format!("{}#{}#", m.account_id, m.region),
+    };
+    Ok(Whose { prefix, label: format!(" of member {m}"), streams: record.streams.clone() })
+}
+
+/// Refuses an audit the table has no run of, naming the ones it has.
+async fn known_audit(tasks: &DynamoTaskStore, audit: &str, whose: &Whose) -> Result<(), CommandError> {
+    if !tasks.recent_runs(audit, i64::MAX, 1).await?.is_empty() {
+        return Ok(());
+    }
+    let known = match whose.streams.is_empty() {
+        true => String::new(),
+        false => format!(" (audits it has: {})", whose.streams.join(", ")),
+    };
+    Err(CommandError::NoAudit { audit: audit.to_owned(), whose: whose.label.clone(), known })
+}
+
+/// Refuses a name that is neither a check AWS documents nor one the audit's findings have.
+fn known_check(check: &str, episodes: &[Episode]) -> Result<(), CommandError> {
+    if audit_shared::catalog(check).is_some() || episodes.iter().any(|e| e.finding.check_name.as_str() == check) {
+        return Ok(());
+    }
+    let upper = check.to_ascii_uppercase();
+    let hint = match audit_shared::catalog(&upper) {
+        Some(_) => format!(" (did you mean {upper}?)"),
+        None => format!(" (checks: {})", audit_shared::CHECKS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")),
+    };
+    Err(CommandError::UnknownCheck { check: check.to_owned(), hint })
+}
+
 /// Runs the command of `cli`.
 pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, CommandError> {
-    // A member's keys start with its account and region (the hub's own are unprefixed).
-    let prefix = cli.member.as_ref().map_or_else(String::new, |m| format!("{}#{}#", m.account_id, m.region));
-    let tasks = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400).for_member(prefix.clone());
-    let store = DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter()).for_member(prefix);
+    let base = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
+    let member_store = DynamoMemberStore::new(client.clone(), cli.table.clone(), base.meter());
+    let records = member_store.members().await?;
+    let whose = whose(cli.member.as_ref(), &records)?;
+    let tasks = base.for_member(whose.prefix.clone());
+    let store =
+        DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter()).for_member(whose.prefix.clone());
     let now = cli.at.map_or_else(now_ms, |t| t.timestamp_millis());
     match &cli.command {
         Command::Members => {
-            let members = DynamoMemberStore::new(client.clone(), cli.table.clone(), tasks.meter()).members().await?;
+            if cli.at.is_some() {
+                return Err(CommandError::MembersAt);
+            }
             let mut rows =
-                Rows::new(&["account", "region", "last_audit", "last_task", "notified", "streams", "problem"]);
-            for m in members {
+                Rows::plain(&["account", "region", "last_audit", "last_task", "notified", "streams", "problem"]);
+            for m in records {
                 rows.push(vec![
-                    m.member.account_id,
-                    m.member.region,
-                    m.last_audit_start.map(day).unwrap_or_default(),
-                    m.last_task.unwrap_or_default(),
-                    m.last_notified.map(day).unwrap_or_default(),
-                    m.streams.join(" "),
-                    m.problem.unwrap_or_default(),
+                    Cell::Text(m.member.account_id),
+                    Cell::Text(m.member.region),
+                    Cell::Time(m.last_audit_start),
+                    Cell::Text(m.last_task.unwrap_or_default()),
+                    Cell::Time(m.last_notified),
+                    Cell::List(m.streams),
+                    Cell::Text(m.problem.unwrap_or_default()),
                 ]);
             }
             Ok(rows)
         }
         Command::Runs { audit, limit } => {
-            let runs = tasks.recent_runs(audit, i64::MAX, *limit).await?;
-            let mut rows = Rows::new(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
+            known_audit(&tasks, audit, &whose).await?;
+            // Runs started by `now` (the bound is exclusive).
+            let runs = tasks.recent_runs(audit, now.saturating_add(1), usize::from(*limit)).await?;
+            let mut rows = Rows::plain(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
             for r in runs {
-                let open = |s: &str| r.open.get(s).copied().unwrap_or(0).to_string();
+                let open = |s: &Severity| Cell::Count(r.open.get(s.as_str()).copied().unwrap_or(0).max(0) as u64);
                 let mut status = r.task_status.to_string();
                 if r.not_read {
                     status.push_str(" (findings not read)");
                 }
                 rows.push(vec![
-                    r.task_id,
-                    status,
-                    day(r.task_start_time),
-                    open("CRITICAL"),
-                    open("HIGH"),
-                    open("MEDIUM"),
-                    open("LOW"),
+                    Cell::Text(r.task_id.clone()),
+                    Cell::Text(status),
+                    Cell::Time(Some(r.task_start_time)),
+                    open(&Severity::Critical),
+                    open(&Severity::High),
+                    open(&Severity::Medium),
+                    open(&Severity::Low),
                 ]);
             }
             Ok(rows)
@@ -171,55 +274,108 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 Some(s) => Some(Severity::parse_known(s).ok_or_else(|| CommandError::Severity(s.clone()))?),
                 None => None,
             };
+            known_audit(&tasks, audit, &whose).await?;
+            let all = episodes(&store, audit, cli.quiet).await?;
+            if let Some(c) = check {
+                known_check(c, &all)?;
+            }
             let filter = OpenFilter {
                 check: check.clone(),
                 severity,
                 min_age_days: *min_age_days,
                 overdue: *overdue,
-                include_muted: *include_muted,
+                include_muted: true,
             };
-            let open = open_findings(episodes(&store, audit, cli.quiet).await?, &filter, &cli.overdue_days, now);
-            let mut rows =
-                Rows::new(&["severity", "check", "resource", "first_seen", "age", "overdue", "came_back", "muted"]);
+            let (open, muted): (Vec<_>, Vec<_>) = open_findings(all, &filter, &cli.overdue_days, now)
+                .into_iter()
+                .partition(|o| *include_muted || !o.episode.suppressed);
+            note_muted(muted.len(), cli.quiet);
+            let mut rows = Rows::new(&[
+                Column::plain("severity"),
+                Column::plain("check"),
+                Column::plain("resource"),
+                Column::plain("first_seen"),
+                Column::age("age"),
+                Column::plain("overdue"),
+                Column::plain("came_back"),
+                Column::plain("muted"),
+            ]);
             for o in open {
                 let e = &o.episode;
                 rows.push(vec![
-                    e.finding.severity.to_string(),
-                    e.finding.check_name.to_string(),
-                    e.resource_key.clone(),
-                    day(e.first_seen),
-                    fmt_age(o.age_ms),
-                    if o.overdue { "yes".into() } else { "".into() },
-                    e.came_back.to_string(),
-                    if e.suppressed { "yes".into() } else { "".into() },
+                    Cell::text(e.finding.severity.as_str()),
+                    Cell::text(e.finding.check_name.as_str()),
+                    Cell::text(&e.resource_key),
+                    Cell::Time(Some(e.first_seen)),
+                    Cell::Age(Some(o.age_ms)),
+                    Cell::yes(o.overdue),
+                    Cell::Count(e.came_back.into()),
+                    Cell::yes(e.suppressed),
                 ]);
             }
             Ok(rows)
         }
-        Command::Resource { key } => {
-            let mut found = store.resource_history(key).await?;
-            found.sort_by(|a, b| (&a.stream, a.first_seen).cmp(&(&b.stream, b.first_seen)));
-            let mut rows = Rows::new(&EPISODE_COLUMNS);
-            for e in &found {
-                // Earlier episodes first, then the stored one.
+        Command::Resource { key, include_muted } => {
+            let found = crate::resource::episodes(&store, key, cli.quiet).await?;
+            // Each episode (earlier ones from the history, then the stored one) as it stood at `now`.
+            let mut spans: Vec<Episode> = Vec::new();
+            for e in found {
                 for (f, r) in &e.history {
-                    let past =
-                        Episode { first_seen: *f, resolved_at: Some(*r), came_back: 0, suppressed: false, ..e.clone() };
-                    rows.push(episode_row(&past, now));
+                    spans.push(Episode {
+                        first_seen: *f,
+                        resolved_at: Some(*r),
+                        came_back: 0,
+                        suppressed: false,
+                        ..e.clone()
+                    });
                 }
-                rows.push(episode_row(e, now));
+                spans.push(e);
             }
+            let mut shown: Vec<Episode> = spans
+                .into_iter()
+                .filter(|e| e.first_seen <= now)
+                .map(|mut e| {
+                    if e.resolved_at.is_some_and(|r| r > now) {
+                        e.resolved_at = None;
+                    }
+                    if e.muted_changed_at.is_some_and(|m| m > now) {
+                        e.suppressed = !e.suppressed;
+                    }
+                    e
+                })
+                .collect();
+            shown.sort_by(|a, b| (&a.stream, a.first_seen).cmp(&(&b.stream, b.first_seen)));
+            let before = shown.len();
+            shown.retain(|e| *include_muted || !e.suppressed);
+            note_muted(before - shown.len(), cli.quiet);
+            let mut rows = Rows::new(&EPISODE_COLUMNS);
+            shown.iter().for_each(|e| rows.push(episode_row(e, now)));
             Ok(rows)
         }
-        Command::Task { id } => {
-            let s = tasks.load(id).await?.ok_or_else(|| CommandError::NoTask(id.clone()))?;
+        Command::Task { id, include_muted } => {
+            let s = tasks
+                .load(id)
+                .await?
+                .ok_or_else(|| CommandError::NoTask { task: id.clone(), whose: whose.label.clone() })?;
+            if s.outline.task_start_time > now {
+                return Err(CommandError::TaskAfterAt {
+                    task: id.clone(),
+                    start: minute(s.outline.task_start_time),
+                    at: minute(now),
+                });
+            }
             if let Some(why) = task_findings_unknown(&s) {
                 return Err(CommandError::NotKept { task: id.clone(), why });
             }
             if !s.late_checks.is_empty() || !s.unread_checks.is_empty() {
                 eprintln!("{}", late_note(&s));
             }
-            let mut found = store.run_findings(&s).await?;
+            // Muted as they were at the run's start (what its digest and `runs` counted).
+            let start = s.outline.task_start_time;
+            let mut found: Vec<Episode> = store.run_findings(&s).await?;
+            for e in &mut found {
+                e.suppressed ^= e.muted_changed_at.is_some_and(|m| m > start);
+            }
             found.sort_by(|a, b| {
                 (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(
                     &b.finding.severity,
@@ -227,6 +383,9 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                     &b.resource_key,
                 ))
             });
+            let before = found.len();
+            found.retain(|e| *include_muted || !e.suppressed);
+            note_muted(before - found.len(), cli.quiet);
             let mut rows = Rows::new(&EPISODE_COLUMNS);
             found.iter().for_each(|e| rows.push(episode_row(e, now)));
             Ok(rows)
@@ -234,36 +393,41 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         Command::Stats { audit, since, until } => {
             let midnight =
                 |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
-            let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let today = chrono::DateTime::from_timestamp_millis(now).map_or(*since, |t| t.date_naive());
+            let until = until.unwrap_or(today);
             if until < *since {
                 return Err(CommandError::Period { since: since.to_string(), until: until.to_string() });
             }
+            if midnight(*since) > now {
+                let end = if cli.at.is_some() { format!("--at {}", minute(now)) } else { "now".into() };
+                return Err(CommandError::SinceAfterEnd { since: since.to_string(), end });
+            }
+            known_audit(&tasks, audit, &whose).await?;
             let (from, to) = (midnight(*since), midnight(until) + DAY_MS);
-            let stats =
-                period_stats(episodes(&store, audit, cli.quiet).await?, from, to.min(now.max(from)), &cli.overdue_days);
+            // The period ends with `now` included (a run started at `--at` is in it).
+            let end = to.min(now.saturating_add(1));
+            let stats = period_stats(episodes(&store, audit, cli.quiet).await?, from, end, &cli.overdue_days);
             let mut rows = Rows::new(&[
-                "severity",
-                "opened",
-                "came_back",
-                "resolved",
-                "fix_median",
-                "fix_p90",
-                "open_at_end",
-                "overdue_at_end",
+                Column::plain("severity"),
+                Column::plain("opened"),
+                Column::plain("came_back"),
+                Column::plain("resolved"),
+                Column::age("fix_median"),
+                Column::age("fix_p90"),
+                Column::plain("open_at_end"),
+                Column::plain("overdue_at_end"),
             ]);
             for (sev, l) in stats {
-                let fix = |f: fn(&audit_shared::lifecycle::FixTimes) -> i64| {
-                    l.time_to_fix.as_ref().map_or("-".into(), |t| fmt_age(f(t)))
-                };
+                let fix = |f: fn(&audit_shared::lifecycle::FixTimes) -> i64| Cell::Age(l.time_to_fix.as_ref().map(f));
                 rows.push(vec![
-                    sev.to_string(),
-                    l.opened.to_string(),
-                    l.came_back.to_string(),
-                    l.resolved.to_string(),
+                    Cell::text(sev.as_str()),
+                    Cell::Count(l.opened),
+                    Cell::Count(l.came_back),
+                    Cell::Count(l.resolved),
                     fix(|t| t.median_ms),
                     fix(|t| t.p90_ms),
-                    l.open_at_end.to_string(),
-                    l.overdue_at_end.to_string(),
+                    Cell::Count(l.open_at_end),
+                    Cell::Count(l.overdue_at_end),
                 ]);
             }
             Ok(rows)

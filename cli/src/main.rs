@@ -7,10 +7,17 @@
 
 mod commands;
 mod output;
+mod reach;
+mod resource;
 
 use audit_shared::lifecycle::Deadlines;
 use clap::{Parser, Subcommand};
 use output::Format;
+
+/// Runs listed at most by `runs` (DynamoDB returns at most this many in one Query page here).
+pub const MAX_RUNS: i64 = 1000;
+/// The largest `--min-age-days`: a hundred years, older than any finding can be.
+pub const MAX_AGE_DAYS: i64 = 36_500;
 
 /// Asks the Device Defender audit history (the stack's findings table).
 #[derive(Debug, Parser)]
@@ -19,20 +26,22 @@ pub struct Cli {
     /// The findings table (the stack's `FindingsTableName` output).
     #[arg(long, env = "TABLE_NAME", global = true, default_value = "")]
     table: String,
-    /// How to print the answer.
+    /// How to print the answer: an aligned table, or JSON / CSV for programs (identifiers stay
+    /// strings, counts are numbers, ages are seconds in `<name>_seconds`, times RFC 3339).
     #[arg(long, short, value_enum, default_value = "table", global = true)]
     output: Format,
     /// Deadlines per severity in days, as the stack's `OVERDUE_DAYS` (e.g. CRITICAL=7,HIGH=30).
     #[arg(long, env = "OVERDUE_DAYS", global = true, default_value = "", value_parser = parse_deadlines)]
     overdue_days: Deadlines,
-    /// Answer as of this time (RFC 3339, e.g. 2026-11-01T00:00:00Z) instead of now: ages,
-    /// overdue, and the end of a period.
+    /// Answer as the history stood at this time (RFC 3339, e.g. 2026-11-01T00:00:00Z) instead
+    /// of now: the runs started by then, what was open then and its age, the end of a period.
     #[arg(long, global = true)]
     at: Option<chrono::DateTime<chrono::Utc>>,
     /// No progress lines on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// A hub's member account-region (ACCOUNT:REGION) to ask about; omit for the hub's own.
+    /// A hub's member account-region, as `members` prints it (ACCOUNT:REGION, e.g.
+    /// 444455556666:eu-west-1); omit for the hub's own.
     #[arg(long, global = true, value_parser = parse_member)]
     member: Option<audit_shared::member::Member>,
     #[command(subcommand)]
@@ -50,14 +59,16 @@ fn parse_deadlines(s: &str) -> Result<Deadlines, String> {
 /// What to ask.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The runs of an audit, newest first: task, status, start, open findings per severity.
+    /// The runs of an audit, newest first: task, status, start, open findings per severity
+    /// (muted ones not counted).
     Runs {
         /// The scheduled audit's name, or `~on-demand`.
         #[arg(long)]
         audit: String,
-        /// Runs listed at most.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Runs listed at most (1 to 1000).
+        #[arg(long, default_value_t = 20, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u16).range(1..=MAX_RUNS))]
+        limit: u16,
     },
     /// The open findings of an audit, oldest first, with their age.
     Open {
@@ -69,9 +80,10 @@ pub enum Command {
         /// Only this severity (CRITICAL, HIGH, MEDIUM, LOW).
         #[arg(long)]
         severity: Option<String>,
-        /// Only those open at least this many days.
-        #[arg(long)]
-        min_age_days: Option<i64>,
+        /// Only those open at least this many days (0 to 36500).
+        #[arg(long, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u32).range(0..=MAX_AGE_DAYS))]
+        min_age_days: Option<u32>,
         /// Only those past their severity's deadline.
         #[arg(long)]
         overdue: bool,
@@ -79,16 +91,24 @@ pub enum Command {
         #[arg(long)]
         include_muted: bool,
     },
-    /// Every episode one resource had, in every audit and check (its resource key, as the
-    /// digests print it, e.g. `deviceCertificateId=ab12…`).
+    /// Every episode one resource had, in every audit and check: its key as the history
+    /// stores it (`deviceCertificateId=ab12…`), with short field names
+    /// (`policyName=p|policyVersionId=1`), or as digests print it (`p v1`, a client id, a
+    /// certificate id or its first characters, `49433105b942388e…`).
     Resource {
-        /// The resource key: `field=value`, several joined by `|` (e.g. policyName=p|policyVersionId=1).
+        /// The resource, in any of the forms above.
         key: String,
+        /// Muted (suppressed) episodes too.
+        #[arg(long)]
+        include_muted: bool,
     },
     /// The findings of one task, rebuilt from the episodes of its audit.
     Task {
         /// The audit task id.
         id: String,
+        /// Muted (suppressed) findings too.
+        #[arg(long)]
+        include_muted: bool,
     },
     /// Lifecycle statistics of a period per severity: opened, came back, resolved, time to fix,
     /// open and overdue at its end.
@@ -98,7 +118,7 @@ pub enum Command {
         /// First day (YYYY-MM-DD, UTC), included.
         #[arg(long)]
         since: chrono::NaiveDate,
-        /// Last day (YYYY-MM-DD, UTC), included; default today.
+        /// Last day (YYYY-MM-DD, UTC), included; default the day of `--at` (today without it).
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
     },
@@ -116,16 +136,25 @@ async fn main() {
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    match commands::run(&client, &cli).await {
+    let answer = match reach::table(&client, &sdk, &cli.table).await {
+        Ok(()) => commands::run(&client, &cli).await.map_err(|e| reach::one_line(&e.to_string())),
+        Err(why) => Err(why),
+    };
+    match answer {
         Ok(rows) => {
             let stdout = std::io::stdout();
-            if let Err(e) = rows.write(cli.output, &mut stdout.lock()) {
-                eprintln!("audit-history: cannot write the answer: {e}");
-                std::process::exit(1);
+            match rows.write(cli.output, &mut stdout.lock()) {
+                Ok(()) => {}
+                // The reader stopped reading (`| head`): nothing is wrong.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    eprintln!("audit-history: cannot write the answer: {e}");
+                    std::process::exit(1);
+                }
             }
         }
-        Err(e) => {
-            eprintln!("audit-history: {e}");
+        Err(why) => {
+            eprintln!("audit-history: {why}");
             std::process::exit(1);
         }
     }

@@ -13,7 +13,7 @@ pub struct OpenFilter {
     pub check: Option<String>,
     pub severity: Option<Severity>,
     /// Open at least this many days.
-    pub min_age_days: Option<i64>,
+    pub min_age_days: Option<u32>,
     /// Only those past their severity's deadline.
     pub overdue: bool,
     /// Muted (suppressed) ones too.
@@ -28,14 +28,23 @@ pub struct OpenFinding {
     pub overdue: bool,
 }
 
-/// When the episode of `e`'s finding that was open at `at` (epoch ms) began: the stored one's
-/// or an earlier one's in its history; `None` when the finding was not open then.
-fn opened_before(e: &Episode, at: i64) -> Option<i64> {
+/// `e` as it stood at `at` (epoch ms): the episode of its finding that was open then (the
+/// stored one, or an earlier one of its history, with the times it had come back by then) and
+/// whether it was muted then; `None` when the finding was not open at `at`.
+pub fn as_of(mut e: Episode, at: i64) -> Option<Episode> {
     let within = |first: i64, resolved: Option<i64>| first <= at && resolved.is_none_or(|r| at < r);
-    if within(e.first_seen, e.resolved_at) {
-        return Some(e.first_seen);
+    if !within(e.first_seen, e.resolved_at) {
+        let (i, (first, _)) = e.history.iter().enumerate().find(|(_, (f, r))| within(*f, Some(*r)))?;
+        // An earlier episode: open then, not resolved yet, back as often as episodes preceded it.
+        e.came_back = e.came_back.saturating_sub((e.history.len() - i) as u32);
+        e.first_seen = *first;
+        e.resolved_at = None;
     }
-    e.history.iter().find(|(f, r)| within(*f, Some(*r))).map(|(f, _)| *f)
+    // Muted or unmuted since: it was the other way then.
+    if e.muted_changed_at.is_some_and(|m| m > at) {
+        e.suppressed = !e.suppressed;
+    }
+    Some(e)
 }
 
 /// The episodes open at `now` (epoch ms; an earlier time answers as the history stood then:
@@ -49,15 +58,7 @@ pub fn open_findings(
 ) -> Vec<OpenFinding> {
     let mut out: Vec<OpenFinding> = episodes
         .into_iter()
-        .filter_map(|mut e| {
-            let first = opened_before(&e, now)?;
-            if first != e.first_seen {
-                // An earlier episode: it was open then, not resolved yet.
-                e.first_seen = first;
-                e.resolved_at = None;
-            }
-            Some(e)
-        })
+        .filter_map(|e| as_of(e, now))
         .filter(|e| filter.include_muted || !e.suppressed)
         .filter(|e| filter.check.as_deref().is_none_or(|c| e.finding.check_name.as_str() == c))
         .filter(|e| filter.severity.as_ref().is_none_or(|s| e.finding.severity == *s))
@@ -66,7 +67,7 @@ pub fn open_findings(
             let overdue = !e.suppressed && deadlines.for_severity(&e.finding.severity).is_some_and(|d| age_ms > d);
             OpenFinding { episode: e, age_ms, overdue }
         })
-        .filter(|o| filter.min_age_days.is_none_or(|d| o.age_ms >= d * DAY_MS))
+        .filter(|o| filter.min_age_days.is_none_or(|d| o.age_ms >= i64::from(d) * DAY_MS))
         .filter(|o| !filter.overdue || o.overdue)
         .collect();
     out.sort_by(|a, b| {
@@ -95,7 +96,8 @@ pub struct PeriodLine {
     pub overdue_at_end: u64,
 }
 
-/// Lifecycle statistics per severity over `[from, to)` (epoch ms). Episodes earlier than the
+/// Lifecycle statistics per severity over `[from, to)` (epoch ms), a line for every known
+/// severity (zeros included) and for any other the episodes have. Episodes earlier than the
 /// one stored (a finding's history) count for opened and resolved too.
 pub fn period_stats(
     episodes: impl IntoIterator<Item = Episode>,
@@ -103,7 +105,8 @@ pub fn period_stats(
     to: i64,
     deadlines: &Deadlines,
 ) -> BTreeMap<Severity, PeriodLine> {
-    let mut lines: BTreeMap<Severity, PeriodLine> = BTreeMap::new();
+    let mut lines: BTreeMap<Severity, PeriodLine> =
+        Severity::KNOWN.iter().map(|s| (s.clone(), PeriodLine::default())).collect();
     let mut ages: BTreeMap<Severity, Vec<i64>> = BTreeMap::new();
     let within = |t: i64| from <= t && t < to;
     for e in episodes {
@@ -233,7 +236,21 @@ mod tests {
             [("deviceCertificateId=back".into(), 4), ("deviceCertificateId=fixed-since".into(), 1)]
         );
         assert_eq!(at(10 * DAY_MS), [("deviceCertificateId=fixed-since".into(), 5)]);
+        let back_at = |t: i64| {
+            let o = open_findings(all.clone(), &OpenFilter::default(), &d, t);
+            o.iter().find(|o| o.episode.resource_key.ends_with("back")).map(|o| o.episode.came_back)
+        };
+        assert_eq!((back_at(6 * DAY_MS), back_at(20 * DAY_MS)), (Some(0), Some(1)), "not back yet at day 6");
         assert_eq!(at(40 * DAY_MS).len(), 2, "now: the open ones");
+    }
+
+    #[test]
+    fn a_finding_muted_since_was_not_muted_then() {
+        let mut muted = episode("A", Severity::High, "m", DAY_MS, None, vec![]);
+        (muted.suppressed, muted.muted_changed_at) = (true, Some(10 * DAY_MS));
+        let listed =
+            |t: i64| open_findings(vec![muted.clone()], &OpenFilter::default(), &Deadlines::default(), t).len();
+        assert_eq!((listed(5 * DAY_MS), listed(12 * DAY_MS)), (1, 0));
     }
 
     #[test]
@@ -246,6 +263,8 @@ mod tests {
             episode("A", Severity::Critical, "2", -10 * DAY_MS, Some(10 * DAY_MS), vec![]),
         ];
         let s = period_stats(all, 0, 20 * DAY_MS, &d);
+        assert_eq!(s.keys().cloned().collect::<Vec<_>>(), Severity::KNOWN.to_vec(), "every severity, LOW too");
+        assert_eq!(s[&Severity::Low], PeriodLine::default());
         let c = &s[&Severity::Critical];
         assert_eq!((c.opened, c.came_back, c.resolved, c.open_at_end, c.overdue_at_end), (2, 1, 2, 1, 1));
         assert_eq!(c.time_to_fix, Some(FixTimes { count: 2, median_ms: 3 * DAY_MS, p90_ms: 20 * DAY_MS }));

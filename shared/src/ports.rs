@@ -361,6 +361,9 @@ pub struct MemberRecord {
     /// assumed, …), and when; cleared by the next read that works.
     pub problem: Option<String>,
     pub problem_at: Option<i64>,
+    /// The hub's own account-region (its keys are unprefixed: see
+    /// [`crate::member::Member::key_prefix`]); recorded with each of its notifications.
+    pub home: bool,
 }
 
 /// Whether an invocation may read a member's findings now.

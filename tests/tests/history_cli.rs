@@ -250,3 +250,231 @@ async fn on_demand_runs_ending_out_of_order_each_keep_their_checks_exactly_once(
     assert!(stack.emulator_findings(&failed).await.is_empty());
     assert_eq!(json_rows(&stack, &["task", &failed]), Vec::<Value>::new());
 }
+
+/// `audit-history` with `args` against the stack's table: (exit success, stdout, stderr).
+fn attempt(stack: &Stack, args: &[&str]) -> (bool, String, String) {
+    let out = system_tests::audit_history_output(&stack.table, args, &[("OVERDUE_DAYS", DEADLINES)]);
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// `open --audit daily-fleet` and `more`.
+fn open_cmd<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["open", "--audit", "daily-fleet"];
+    args.extend_from_slice(more);
+    args
+}
+
+/// The one-line error `args` fail with.
+fn refused(stack: &Stack, args: &[&str]) -> String {
+    let (ok, out, err) = attempt(stack, args);
+    assert!(!ok && out.is_empty(), "{args:?} should fail with nothing on stdout: {out}");
+    err
+}
+
+/// Inputs that name nothing, or nothing that exists, are refused with a reason (exit non-zero),
+/// never answered with an empty success; the forms the help and the digests print are accepted.
+#[tokio::test]
+async fn every_input_gets_an_exact_answer_or_a_reason() {
+    let stack = Stack::new(&["--drift-share", "0.3", "--fleet-devices", "300"], &[("OVERDUE_DAYS", DEADLINES)]).await;
+    stack.configure(&CHECKS).await;
+    stack.schedule_daily("daily-fleet").await;
+    let tasks = [stack.ingest_next_scheduled_run().await, stack.ingest_next_scheduled_run().await];
+    let with = open_cmd;
+
+    // Ranges, named by the flag.
+    for (args, flag) in [
+        (with(&["--min-age-days", "106751991168"]), "--min-age-days"),
+        (with(&["--min-age-days=-5"]), "--min-age-days"),
+        (with(&["--min-age-days", "-5"]), "--min-age-days"),
+        (vec!["runs", "--audit", "daily-fleet", "--limit", "0"], "--limit"),
+        (vec!["runs", "--audit", "daily-fleet", "--limit", "-1"], "--limit"),
+        (vec!["runs", "--audit", "daily-fleet", "--limit", "1001"], "--limit"),
+    ] {
+        let err = refused(&stack, &args);
+        assert!(err.contains(flag) && err.contains("is not in"), "{args:?}: {err}");
+    }
+    assert_eq!(json_rows(&stack, &["runs", "--audit", "daily-fleet", "--limit", "1"]).len(), 1);
+    assert!(json_rows(&stack, &with(&["--min-age-days", "36500"])).is_empty(), "nothing is a hundred years old");
+
+    // Names that are not there.
+    let err = refused(&stack, &with(&["--check", "NOT_A_CHECK"]));
+    assert!(err.contains("'NOT_A_CHECK' is not an audit check") && err.contains(CHECKS[0]), "{err}");
+    let err = refused(&stack, &with(&["--check", "device_certificate_age_check"]));
+    assert!(err.contains("did you mean DEVICE_CERTIFICATE_AGE_CHECK"), "{err}");
+    // A check the audit does not run is a check: no findings, no error.
+    assert!(json_rows(&stack, &with(&["--check", "LOGGING_DISABLED_CHECK"])).is_empty());
+    for cmd in ["runs", "open"] {
+        let err = refused(&stack, &[cmd, "--audit", "weekly-nope"]);
+        assert!(err.contains("no run of audit 'weekly-nope'") && err.contains("daily-fleet"), "{cmd}: {err}");
+    }
+    let err = refused(&stack, &["stats", "--audit", "weekly-nope", "--since", "2026-01-01"]);
+    assert!(err.contains("no run of audit 'weekly-nope'"), "{err}");
+    let err = refused(&stack, &["--member", "111122223333:eu-west-1", "runs", "--audit", "daily-fleet"]);
+    assert!(
+        err.contains("member 111122223333:eu-west-1 is not one") && err.contains("123456789012:us-east-1"),
+        "{err}"
+    );
+    assert!(refused(&stack, &["--member", "1111:eu-west-1", "members"]).contains("not 12 digits"));
+
+    // The hub's own account-region, as `members` prints it, is the unprefixed history.
+    let members = json_rows(&stack, &["members"]);
+    assert_eq!(members.len(), 1);
+    let home = format!("{}:{}", members[0]["account"].as_str().unwrap(), members[0]["region"].as_str().unwrap());
+    assert_eq!(members[0]["streams"], json!(["daily-fleet"]), "lists are arrays");
+    assert_eq!(
+        json_rows(&stack, &["--member", &home, "runs", "--audit", "daily-fleet"]),
+        json_rows(&stack, &["runs", "--audit", "daily-fleet"])
+    );
+    assert!(refused(&stack, &["members", "--at", "2026-01-01T00:00:00Z"]).contains("--at does not apply"));
+
+    // --at: as the history stood then.
+    let first_start = stack.summary(&tasks[0]).await.outline.task_start_time;
+    let at = iso(first_start);
+    let runs = json_rows(&stack, &["runs", "--audit", "daily-fleet", "--at", &at]);
+    assert_eq!(runs.iter().map(|r| r["task"].as_str().unwrap()).collect::<Vec<_>>(), [tasks[0].as_str()]);
+    assert_eq!(keys(&json_rows(&stack, &with(&["--at", &at]))), stack.emulator_findings(&tasks[0]).await);
+    let err = refused(&stack, &["task", &tasks[1], "--at", &at]);
+    assert!(err.contains("after --at"), "{err}");
+    let stats = json_rows(&stack, &["stats", "--audit", "daily-fleet", "--since", "2026-01-01", "--at", &at]);
+    let open_then: u64 = stats.iter().map(|r| r["open_at_end"].as_u64().unwrap()).sum();
+    assert_eq!(open_then as usize, stack.emulator_findings(&tasks[0]).await.len(), "the period ends at --at");
+    assert_eq!(
+        stats.iter().map(|r| r["severity"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["CRITICAL", "HIGH", "MEDIUM", "LOW"],
+        "every severity, LOW too"
+    );
+    assert!(stats.iter().all(|r| r.get("fix_median_seconds").is_some() && r.get("fix_median").is_none()));
+    let all_stats = json_rows(&stack, &["stats", "--audit", "daily-fleet", "--since", "2026-01-01"]);
+    let resolved: Vec<&Value> = all_stats.iter().filter(|r| r["resolved"].as_u64().unwrap() > 0).collect();
+    assert!(!resolved.is_empty() && resolved.iter().all(|r| r["fix_p90_seconds"].as_u64().is_some()), "{resolved:?}");
+    let err =
+        refused(&stack, &["stats", "--audit", "daily-fleet", "--since", "2026-01-02", "--at", "2026-01-01T00:00:00Z"]);
+    assert!(err.contains("--until 2026-01-01 is before --since") || err.contains("after"), "{err}");
+
+    // Resources in the forms the help and the digests show.
+    let open = json_rows(&stack, &with(&[]));
+    assert!(open.iter().all(|r| r["age_seconds"].as_i64().is_some() && r.get("age").is_none()));
+    let policy =
+        open.iter().find_map(|r| r["resource"].as_str().filter(|k| k.starts_with("policyVersionIdentifier"))).unwrap();
+    let (name, version) = {
+        let parts: Vec<&str> = policy.split('|').map(|p| p.split_once('=').unwrap().1).collect();
+        (parts[0].to_owned(), parts[1].to_owned())
+    };
+    // Without the age, which grows between two calls.
+    let resource_rows = |typed: &str| -> Vec<Value> {
+        let mut rows = json_rows(&stack, &["resource", typed, "--include-muted"]);
+        rows.iter_mut().for_each(|r| drop(r.as_object_mut().unwrap().remove("age_seconds")));
+        rows
+    };
+    let stored = resource_rows(policy);
+    assert!(!stored.is_empty());
+    assert_eq!(resource_rows(&format!("policyName={name}|policyVersionId={version}")), stored, "the help's form");
+    assert_eq!(resource_rows(&format!("{name} v{version}")), stored, "the digest's label");
+    assert!(resource_rows(&format!("policyName={name}"))
+        .iter()
+        .all(|r| r["resource"].as_str().unwrap().contains(&name)));
+    let cert =
+        open.iter().find_map(|r| r["resource"].as_str().and_then(|k| k.strip_prefix("deviceCertificateId="))).unwrap();
+    let by_key = resource_rows(&format!("deviceCertificateId={cert}"));
+    assert_eq!(resource_rows(cert), by_key, "the bare id");
+    assert_eq!(resource_rows(&format!("{}…", &cert[..16])), by_key, "the digest's cut id");
+    assert_eq!(resource_rows(&cert[..20]), by_key, "a unique prefix");
+    let err = refused(&stack, &["resource", "deviceCertificateId=", "--include-muted"]);
+    assert!(err.contains("matches") && err.contains("resources") && err.contains("type more"), "{err}");
+    assert!(refused(&stack, &["resource", "zzzz-nothing"]).contains("no resource matches 'zzzz-nothing'"));
+    assert!(refused(&stack, &["resource", "thing=x"]).contains("unknown resource field 'thing'"));
+
+    // Identifiers stay strings whatever they look like; `| head -1` ends quietly.
+    assert!(json_rows(&stack, &["runs", "--audit", "daily-fleet"]).iter().all(|r| r["task"].is_string()));
+    let mut child = std::process::Command::new(debug_bin("audit-history"))
+        .args(["open", "--audit", "daily-fleet", "-o", "json"])
+        .env("TABLE_NAME", &stack.table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// AWS errors are one line naming what to fix: the table that does not exist, the endpoint
+/// that does not answer, the credentials that are missing.
+#[tokio::test]
+async fn aws_errors_are_one_line_a_person_can_act_on() {
+    let _ = dynamodb_endpoint();
+    let run = |env: &[(&str, &str)]| {
+        let out = std::process::Command::new(debug_bin("audit-history"))
+            .args(["runs", "--audit", "a"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.len() < 450, "{err}");
+        err
+    };
+    let keys = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")];
+    let ddb = dynamodb_endpoint();
+    let mut missing = keys.to_vec();
+    missing.extend([("AWS_ENDPOINT_URL_DYNAMODB", ddb.as_str()), ("TABLE_NAME", "no-such-table")]);
+    assert!(run(&missing).contains("table 'no-such-table' does not exist"));
+    let mut down = keys.to_vec();
+    down.extend([("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9"), ("TABLE_NAME", "t")]);
+    assert!(run(&down).contains("cannot reach http://127.0.0.1:9"));
+    let no_keys = [("AWS_REGION", "us-east-1"), ("TABLE_NAME", "t"), ("AWS_ENDPOINT_URL_DYNAMODB", ddb.as_str())];
+    assert!(run(&no_keys).contains("no AWS credentials"));
+    assert!(run(&[("TABLE_NAME", "t"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")])
+        .contains("no AWS region"));
+}
+
+/// Muted findings follow one rule everywhere: listed only with `--include-muted`, and what
+/// `task` lists then agrees with what `runs` counts for the same run.
+#[tokio::test]
+async fn muted_findings_follow_one_rule_everywhere() {
+    let stack = Stack::new(&["--drift-share", "0", "--fleet-devices", "300"], &[("OVERDUE_DAYS", DEADLINES)]).await;
+    stack.configure(&CHECKS).await;
+    stack.schedule_daily("daily-fleet").await;
+    let first = stack.ingest_next_scheduled_run().await;
+    let cert = stack
+        .emulator_findings(&first)
+        .await
+        .into_iter()
+        .find_map(|(c, k)| {
+            (c == CHECKS[0]).then(|| k.strip_prefix("deviceCertificateId=").map(str::to_owned)).flatten()
+        })
+        .expect("a certificate finding");
+    stack
+        .iot
+        .create_audit_suppression()
+        .check_name(CHECKS[0])
+        .resource_identifier(aws_sdk_iot::types::ResourceIdentifier::builder().device_certificate_id(&cert).build())
+        .suppress_indefinitely(true)
+        .send()
+        .await
+        .unwrap();
+    let second = stack.ingest_next_scheduled_run().await;
+    let counted: u64 = {
+        let runs = json_rows(&stack, &["runs", "--audit", "daily-fleet", "--limit", "1"]);
+        ["CRITICAL", "HIGH", "MEDIUM", "LOW"].iter().map(|s| runs[0][s].as_u64().unwrap()).sum()
+    };
+    let listed = json_rows(&stack, &["task", &second]);
+    let with_muted = json_rows(&stack, &["task", &second, "--include-muted"]);
+    assert_eq!(listed.len() as u64, counted, "task and runs agree");
+    assert_eq!(with_muted.len(), listed.len() + 1);
+    assert!(listed.iter().all(|r| r["muted"] == ""));
+    let (_, _, note) = attempt(&stack, &["task", &second]);
+    assert!(note.contains("1 muted finding(s) not listed"), "{note}");
+    let open = json_rows(&stack, &["open", "--audit", "daily-fleet"]);
+    assert_eq!(open.len(), listed.len(), "open (now) is the latest run's");
+    let typed = format!("deviceCertificateId={cert}");
+    assert!(json_rows(&stack, &["resource", &typed]).iter().all(|r| r["muted"] == ""));
+    assert!(json_rows(&stack, &["resource", &typed, "--include-muted"]).iter().any(|r| r["muted"] == "yes"));
+}

@@ -64,7 +64,8 @@ pub fn build(clients: Clients, sdk: &aws_config::SdkConfig, config: config::Conf
         config.retention_days,
         meter.clone(),
     );
-    let members = DynamoMemberStore::new(clients.dynamodb, config.table_name.clone(), meter.clone());
+    let members = DynamoMemberStore::new(clients.dynamodb, config.table_name.clone(), meter.clone())
+        .with_home(config.home.clone());
     let publisher = SnsDigestPublisher::new(clients.sns.clone(), config.digest_topic_arn.clone());
     let chat = config.chat_topic_arn.clone().map(|arn| SnsDigestPublisher::new(clients.sns, arn));
     let queue = SqsContinuationQueue::new(clients.sqs, config.continuation_queue_url.clone());

@@ -284,7 +284,19 @@ impl DynamoEpisodeStore {
         Ok(out)
     }
 
-    /// Every episode a resource ever had, in every stream and check (the `byResource` index).
+    /// Whether an item of the `byResource` index is this member's: its `gsi1sk` is
+    /// `<prefix><stream>#<check>`, and the hub's own (empty prefix) have no member prefix (their
+    /// stream names hold no `#`, so theirs is the only `#`).
+    fn is_mine(&self, item: &Item) -> bool {
+        let sk = item.get("gsi1sk").and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+        match self.prefix.is_empty() {
+            true => sk.matches('#').count() == 1,
+            false => sk.starts_with(&self.prefix),
+        }
+    }
+
+    /// Every episode a resource ever had, in every stream and check of this member (the
+    /// `byResource` index).
     pub async fn resource_history(&self, resource_key: &str) -> Result<Vec<Episode>, PortError> {
         let mut out = Vec::new();
         let mut pages = self
@@ -294,13 +306,53 @@ impl DynamoEpisodeStore {
             .index_name(super::RESOURCE_INDEX)
             .key_condition_expression("gsi1pk = :r")
             .expression_attribute_values(":r", s(format!("RESOURCE#{resource_key}")))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("Query", e))?;
+            self.meter.add_read(page.consumed_capacity());
             for item in page.items.unwrap_or_default() {
-                if let Some(e) = decode_episode(item)? {
-                    out.push(e);
+                if self.is_mine(&item) {
+                    out.extend(decode_episode(item)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every episode of this member whose resource key starts with one of `prefixes`: a Scan of
+    /// the whole `byResource` index (a partition key cannot be matched by prefix), for keys a
+    /// person typed only the start of. `visited` is told how many index items were read so far.
+    pub async fn resources_starting_with(
+        &self,
+        prefixes: &[String],
+        mut visited: impl FnMut(usize),
+    ) -> Result<Vec<Episode>, PortError> {
+        if prefixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter: Vec<String> = (0..prefixes.len()).map(|i| format!("begins_with(gsi1pk, :p{i})")).collect();
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .index_name(super::RESOURCE_INDEX)
+            .filter_expression(filter.join(" OR "))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (i, p) in prefixes.iter().enumerate() {
+            scan = scan.expression_attribute_values(format!(":p{i}"), s(format!("RESOURCE#{p}")));
+        }
+        let mut pages = scan.into_paginator().send();
+        let (mut out, mut read) = (Vec::new(), 0usize);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("Scan", e))?;
+            self.meter.add_read(page.consumed_capacity());
+            read += page.scanned_count().max(0) as usize;
+            visited(read);
+            for item in page.items.unwrap_or_default() {
+                if self.is_mine(&item) {
+                    out.extend(decode_episode(item)?);
                 }
             }
         }

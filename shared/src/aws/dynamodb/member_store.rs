@@ -8,6 +8,9 @@
 //! - `MEMBER#<account>:<region>` / `READER`: the member's reader lease, in its own partition
 //!   (taken and given back by every slice of every ingest, so kept off the shared one).
 //!
+//! The hub's own account-region's record says so (`home`), so a reader of the table (the
+//! `audit-history` CLI) knows which member's keys are unprefixed.
+//!
 //! Neither expires: there is one per member, and a member that stops sending is exactly what
 //! the roll-up must keep showing.
 
@@ -27,12 +30,19 @@ pub struct DynamoMemberStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     meter: Arc<CapacityMeter>,
+    /// The hub's own account-region, marked `home` in its record.
+    home: Option<Member>,
 }
 
 impl DynamoMemberStore {
     /// Member records in `table`; capacity is counted on `meter`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, meter: Arc<CapacityMeter>) -> Self {
-        DynamoMemberStore { client, table, meter }
+        DynamoMemberStore { client, table, meter, home: None }
+    }
+
+    /// The same store, marking `home`'s record as the hub's own when it notifies.
+    pub fn with_home(self, home: Member) -> Self {
+        DynamoMemberStore { home: Some(home), ..self }
     }
 
     fn record_key(member: &Member) -> Item {
@@ -56,6 +66,7 @@ fn record(item: &Item) -> Option<MemberRecord> {
         streams: item.get("streams").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default(),
         problem: text("problem"),
         problem_at: number("problemAt"),
+        home: item.get("home").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
 
@@ -75,20 +86,21 @@ impl MemberStore for DynamoMemberStore {
                 .table_name(&self.table)
                 .set_key(Some(Self::record_key(member)))
                 .expression_attribute_values(":at", n(at_ms))
-                .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]));
+                .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]))
+                .expression_attribute_values(":home", AttributeValue::Bool(self.home.as_ref() == Some(member)));
             match latest {
                 // The latest audit so far: it becomes the member's last.
                 true => req
                     .update_expression(
-                        "SET lastNotified = :at, lastAuditStart = :start, lastTask = :task, lastStream = :stream \
-                         ADD streams :streams",
+                        "SET lastNotified = :at, lastAuditStart = :start, lastTask = :task, lastStream = :stream, \
+                         home = :home ADD streams :streams",
                     )
                     .condition_expression("attribute_not_exists(lastAuditStart) OR lastAuditStart <= :start")
                     .expression_attribute_values(":start", n(task_start))
                     .expression_attribute_values(":task", s(task_id))
                     .expression_attribute_values(":stream", s(stream)),
                 // An older audit notified late (a retry, the sweeper): only its stream and the time.
-                false => req.update_expression("SET lastNotified = :at ADD streams :streams"),
+                false => req.update_expression("SET lastNotified = :at, home = :home ADD streams :streams"),
             }
         };
         if !self.meter.update(update(true)).await? {
