@@ -13,12 +13,12 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 export SAM_CLI_TELEMETRY := 0
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help test demo demo-org up services local-bins package tools fmt-check clippy cargo-test boto3-smoke invoke-locally template-lint bench emulator fmt clean-tools
+.PHONY: help test demo demo-org up services local-bins package tools fmt-check clippy cargo-test boto3-smoke invoke-locally local-stack-check template-lint bench emulator fmt clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-test: tools fmt-check template-lint clippy cargo-test boto3-smoke invoke-locally ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests, the README's local invoke path
+test: tools fmt-check template-lint clippy cargo-test boto3-smoke invoke-locally local-stack-check ## Everything CI checks: fmt, template lint, clippy -D warnings, all tests, the README's local invoke path, make up's banner
 
 tools: $(DYNAMODB_LOCAL) $(VENV)/.installed ## Install what the tests need, project-local (.tools/; .venv/: sam, cfn-lint, cargo-lambda, boto3)
 
@@ -67,7 +67,7 @@ cargo-test:
 # What the local stacks run, and nothing else: the local-stack/local-org binaries (the emulator
 # is in them) and the function bootstraps they spawn. No tests, no benches, no Python tools:
 # from a fresh clone the first digest comes in a fraction of `make test`'s build.
-LOCAL_BINS := --bins -p system-tests -p audit-notification -p config-sync -p audit-sweeper -p org-rollup
+LOCAL_BINS := --bins -p system-tests -p audit-notification -p config-sync -p audit-sweeper -p org-rollup -p audit-history
 
 demo: local-bins ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
 	$(TARGET_DIR)/debug/local-stack demo
@@ -96,6 +96,11 @@ boto3-smoke: $(VENV)/.installed
 # as it can be without Docker. Runs after cargo-test: the builds are shared.
 invoke-locally: $(VENV)/.installed
 	$(VENV)/bin/python tests/python/invoke_locally.py
+
+# `make up` as a user meets it: every listener on loopback, one DynamoDB Local, and the commands
+# its banner prints run as printed (after cargo-test: the builds are shared).
+local-stack-check: $(VENV)/.installed
+	$(VENV)/bin/python tests/python/local_stack_check.py
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -52,6 +52,18 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
 }
 
+/// The time a command answers at: `--at`, else now — or, when the history already holds a
+/// later time than this machine's clock (an emulator's virtual clock runs ahead), that time,
+/// so that nothing recorded is left out as "not yet".
+fn answer_time(at: Option<i64>, latest: impl IntoIterator<Item = i64>) -> i64 {
+    at.unwrap_or_else(|| latest.into_iter().fold(now_ms(), i64::max))
+}
+
+/// The times an episode records (to find the latest the history knows).
+fn times(e: &Episode) -> impl Iterator<Item = i64> + '_ {
+    [e.first_seen].into_iter().chain(e.resolved_at).chain(e.muted_changed_at)
+}
+
 /// Reads every episode of an audit, printing progress on stderr every 10,000 unless quiet.
 async fn episodes(store: &DynamoEpisodeStore, audit: &str, quiet: bool) -> Result<Vec<Episode>, PortError> {
     let mut all = Vec::new();
@@ -225,7 +237,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
     let tasks = base.for_member(whose.prefix.clone());
     let store =
         DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter()).for_member(whose.prefix.clone());
-    let now = cli.at.map_or_else(now_ms, |t| t.timestamp_millis());
+    let at = cli.at.map(|t| t.timestamp_millis());
     match &cli.command {
         Command::Members => {
             if cli.at.is_some() {
@@ -248,8 +260,9 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         }
         Command::Runs { audit, limit } => {
             known_audit(&tasks, audit, &whose).await?;
-            // Runs started by `now` (the bound is exclusive).
-            let runs = tasks.recent_runs(audit, now.saturating_add(1), usize::from(*limit)).await?;
+            // Runs started by `--at` (the bound is exclusive), else every one.
+            let before = at.map_or(i64::MAX, |t| t.saturating_add(1));
+            let runs = tasks.recent_runs(audit, before, usize::from(*limit)).await?;
             let mut rows = Rows::plain(&["task", "status", "started", "CRITICAL", "HIGH", "MEDIUM", "LOW"]);
             for r in runs {
                 let open = |s: &Severity| Cell::Count(r.open.get(s.as_str()).copied().unwrap_or(0).max(0) as u64);
@@ -286,6 +299,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 overdue: *overdue,
                 include_muted: true,
             };
+            let now = answer_time(at, all.iter().flat_map(times));
             let (open, muted): (Vec<_>, Vec<_>) = open_findings(all, &filter, &cli.overdue_days, now)
                 .into_iter()
                 .partition(|o| *include_muted || !o.episode.suppressed);
@@ -317,6 +331,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         }
         Command::Resource { key, include_muted } => {
             let found = crate::resource::episodes(&store, key, cli.quiet).await?;
+            let now = answer_time(at, found.iter().flat_map(times));
             // Each episode (earlier ones from the history, then the stored one) as it stood at `now`.
             let mut spans: Vec<Episode> = Vec::new();
             for e in found {
@@ -357,11 +372,11 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 .load(id)
                 .await?
                 .ok_or_else(|| CommandError::NoTask { task: id.clone(), whose: whose.label.clone() })?;
-            if s.outline.task_start_time > now {
+            if let Some(at) = at.filter(|at| s.outline.task_start_time > *at) {
                 return Err(CommandError::TaskAfterAt {
                     task: id.clone(),
                     start: minute(s.outline.task_start_time),
-                    at: minute(now),
+                    at: minute(at),
                 });
             }
             if let Some(why) = task_findings_unknown(&s) {
@@ -386,6 +401,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             let before = found.len();
             found.retain(|e| *include_muted || !e.suppressed);
             note_muted(before - found.len(), cli.quiet);
+            let now = answer_time(at, found.iter().flat_map(times));
             let mut rows = Rows::new(&EPISODE_COLUMNS);
             found.iter().for_each(|e| rows.push(episode_row(e, now)));
             Ok(rows)
@@ -393,6 +409,13 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         Command::Stats { audit, since, until } => {
             let midnight =
                 |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+            // What the user typed is checked before anything is read.
+            if let Some(until) = until.filter(|u| u < since) {
+                return Err(CommandError::Period { since: since.to_string(), until: until.to_string() });
+            }
+            known_audit(&tasks, audit, &whose).await?;
+            let all = episodes(&store, audit, cli.quiet).await?;
+            let now = answer_time(at, all.iter().flat_map(times));
             let today = chrono::DateTime::from_timestamp_millis(now).map_or(*since, |t| t.date_naive());
             let until = until.unwrap_or(today);
             if until < *since {
@@ -402,11 +425,10 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 let end = if cli.at.is_some() { format!("--at {}", minute(now)) } else { "now".into() };
                 return Err(CommandError::SinceAfterEnd { since: since.to_string(), end });
             }
-            known_audit(&tasks, audit, &whose).await?;
             let (from, to) = (midnight(*since), midnight(until) + DAY_MS);
             // The period ends with `now` included (a run started at `--at` is in it).
             let end = to.min(now.saturating_add(1));
-            let stats = period_stats(episodes(&store, audit, cli.quiet).await?, from, end, &cli.overdue_days);
+            let stats = period_stats(all, from, end, &cli.overdue_days);
             let mut rows = Rows::new(&[
                 Column::plain("severity"),
                 Column::plain("opened"),

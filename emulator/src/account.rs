@@ -3,7 +3,7 @@
 use crate::error::{ApiError, ErrorKind};
 use crate::pagination;
 use crate::state::AuditState;
-use crate::wire::{check_audit_name, check_chars, check_length, Body};
+use crate::wire::{check_audit_name, check_length, Body};
 use audit_shared::{catalog, Schedule, CHECKS};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -280,7 +280,8 @@ impl AuditState {
             Schedule::from_wire(frequency, body.str("dayOfMonth")?, body.str("dayOfWeek")?).map_err(schedule_error)?;
         let names = body.str_list("targetCheckNames")?.ok_or_else(|| ApiError::missing("targetCheckNames"))?;
         let targets = validate_targets(&self.config, &names)?;
-        let tags = parse_tags(body)?;
+        let tags = crate::tags::parse_tags(body)?;
+        crate::tags::check_tag_count(&[], &tags)?;
         if let Some(existing) = self.scheduled.iter().find(|a| a.name == name) {
             let mut e =
                 ApiError::new(ErrorKind::ResourceAlreadyExists, format!("Scheduled audit '{name}' already exists"));
@@ -373,30 +374,4 @@ impl AuditState {
         self.scheduled.remove(idx);
         Ok(json!({}))
     }
-}
-
-/// `tags`: a list of `{Key, Value}`; Key 1–128 with the model's pattern, Value 0–256.
-fn parse_tags(body: &Body) -> Result<Vec<(String, Option<String>)>, ApiError> {
-    let Some(items) = body.list("tags")? else { return Ok(Vec::new()) };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = format!("tags.{}", i + 1);
-            let Value::Object(m) = item else {
-                return Err(ApiError::invalid(format!("{field} must be an object with Key and Value")));
-            };
-            let t = Body(m.clone());
-            let key = t.str("Key")?.ok_or_else(|| ApiError::missing(&format!("{field}.member.Key")))?;
-            check_length(&format!("{field}.member.Key"), key, 1, 128)?;
-            check_chars(&format!("{field}.member.Key"), key, r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", |c| {
-                c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
-            })?;
-            let value = t.str("Value")?;
-            if let Some(v) = value {
-                check_length(&format!("{field}.member.Value"), v, 0, 256)?;
-            }
-            Ok((key.to_owned(), value.map(str::to_owned)))
-        })
-        .collect()
 }

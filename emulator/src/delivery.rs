@@ -91,8 +91,13 @@ pub async fn poll_queues(emu: Arc<Emulator>) {
     loop {
         let mut idle = true;
         for (queue, function) in emu.opts.sqs_lambda.clone() {
-            let batch =
-                emu.sqs.lock().unwrap_or_else(|p| p.into_inner()).receive(&queue, 10, Some(Duration::from_secs(900)));
+            let now = emu.now_ms();
+            let batch = emu.sqs.lock().unwrap_or_else(|p| p.into_inner()).receive(
+                &queue,
+                10,
+                Some(Duration::from_secs(900)),
+                now,
+            );
             if batch.is_empty() {
                 continue;
             }

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// The error shapes of the 18 operations, plus the emulator's answer to an unknown route.
+/// The error shapes of the IoT operations, plus the emulator's answer to an unknown route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidRequest,

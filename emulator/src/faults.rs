@@ -61,7 +61,7 @@ impl FromStr for RateOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (op, tps) = s.split_once('=').ok_or_else(|| format!("expected OP=TPS, got '{s}'"))?;
-        Op::from_name(op).ok_or_else(|| format!("'{op}' is not one of the 18 audit operations"))?;
+        Op::from_name(op).ok_or_else(|| format!("'{op}' is not one of the IoT operations the emulator serves"))?;
         let tps: f64 = tps.parse().map_err(|_| format!("'{tps}' is not a number of requests per second"))?;
         if tps <= 0.0 || !tps.is_finite() {
             return Err(format!("rate {tps} must be positive"));

@@ -1,28 +1,34 @@
 //! A local AWS IoT Device Defender audit API.
 //!
-//! Serves the 18 audit operations (configuration, audits, tasks, findings, suppressions) on their real paths and rest-json wire format, backed by a
-//! seeded synthetic fleet and a virtual clock; publishes audit notifications to its own SNS
-//! (awsQuery wire protocol) and delivers them to a local Lambda. See `README.md` for use and
-//! `ARCHITECTURE.md` for the module map.
+//! Serves the IoT audit operations (configuration, audits, tasks, findings, suppressions, tags)
+//! on their real paths and rest-json wire format, backed by a seeded synthetic fleet and a
+//! virtual clock, and the SNS, SQS and STS calls its users make ([`served`] lists them all);
+//! publishes audit notifications to its own SNS and delivers them to a local Lambda. See
+//! `README.md` for use and `ARCHITECTURE.md` for the module map.
 //!
 //! Use in-process (tests, benchmarks) with [`start`]; the binary wraps the same call.
 
 pub mod account;
+pub mod admin;
 pub mod clock;
 pub mod delivery;
 pub mod error;
 pub mod faults;
+pub mod findings;
 pub mod fleet;
+pub mod messaging;
 pub mod operation;
 pub mod options;
 pub mod pagination;
 pub mod scope;
+pub mod served;
 pub mod server;
 pub mod sns;
 pub mod sqs;
 pub mod state;
 pub mod sts;
 pub mod suppressions;
+pub mod tags;
 pub mod tasks;
 pub mod tenants;
 pub mod wire;

@@ -1,5 +1,5 @@
-//! `device-defender-emulator --port N`: serves the audit API, SNS and the admin API on
-//! 127.0.0.1:N until Ctrl-C or SIGTERM.
+//! `device-defender-emulator --port N`: serves the IoT, SNS, SQS and STS operations and the
+//! admin API on 127.0.0.1:N until Ctrl-C or SIGTERM; `--operations` prints the operations.
 
 use clap::Parser;
 use device_defender_emulator::{start, Options};
@@ -8,6 +8,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let opts = Options::parse();
+    if opts.operations {
+        print!("{}", device_defender_emulator::served::markdown());
+        return std::process::ExitCode::SUCCESS;
+    }
     let filter = EnvFilter::try_from_env("EMULATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if opts.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();

@@ -1,9 +1,11 @@
-//! The 18 audit operations (13 of configuration, audits, tasks and findings; 5 of finding
-//! suppressions): names, the errors each one models, and AWS's default rate limits.
+//! The IoT operations the emulator serves: the Device Defender audit operations (configuration,
+//! scheduled audits, tasks, findings), the finding suppression operations, and IoT's tagging
+//! operations for the resources it holds: names, request lines, the errors each one models,
+//! and AWS's default rate limits. [`crate::served`] lists them with the SNS, SQS and STS actions.
 
 use crate::error::ErrorKind;
 
-/// One audit API operation.
+/// One IoT API operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     UpdateAccountAuditConfiguration,
@@ -19,16 +21,20 @@ pub enum Op {
     ListAuditTasks,
     CancelAuditTask,
     ListAuditFindings,
+    DescribeAuditFinding,
     CreateAuditSuppression,
     DescribeAuditSuppression,
     UpdateAuditSuppression,
     DeleteAuditSuppression,
     ListAuditSuppressions,
+    TagResource,
+    UntagResource,
+    ListTagsForResource,
 }
 
 impl Op {
-    /// All 18, in the reference's order.
-    pub const ALL: [Op; 18] = [
+    /// All of them, in the reference's order.
+    pub const ALL: [Op; 22] = [
         Op::UpdateAccountAuditConfiguration,
         Op::DescribeAccountAuditConfiguration,
         Op::DeleteAccountAuditConfiguration,
@@ -42,11 +48,15 @@ impl Op {
         Op::ListAuditTasks,
         Op::CancelAuditTask,
         Op::ListAuditFindings,
+        Op::DescribeAuditFinding,
         Op::CreateAuditSuppression,
         Op::DescribeAuditSuppression,
         Op::UpdateAuditSuppression,
         Op::DeleteAuditSuppression,
         Op::ListAuditSuppressions,
+        Op::TagResource,
+        Op::UntagResource,
+        Op::ListTagsForResource,
     ];
 
     /// The operation name as AWS spells it.
@@ -65,11 +75,43 @@ impl Op {
             Op::ListAuditTasks => "ListAuditTasks",
             Op::CancelAuditTask => "CancelAuditTask",
             Op::ListAuditFindings => "ListAuditFindings",
+            Op::DescribeAuditFinding => "DescribeAuditFinding",
             Op::CreateAuditSuppression => "CreateAuditSuppression",
             Op::DescribeAuditSuppression => "DescribeAuditSuppression",
             Op::UpdateAuditSuppression => "UpdateAuditSuppression",
             Op::DeleteAuditSuppression => "DeleteAuditSuppression",
             Op::ListAuditSuppressions => "ListAuditSuppressions",
+            Op::TagResource => "TagResource",
+            Op::UntagResource => "UntagResource",
+            Op::ListTagsForResource => "ListTagsForResource",
+        }
+    }
+
+    /// The request line (method and path) of the IoT API reference.
+    pub fn request(self) -> &'static str {
+        match self {
+            Op::UpdateAccountAuditConfiguration => "PATCH /audit/configuration",
+            Op::DescribeAccountAuditConfiguration => "GET /audit/configuration",
+            Op::DeleteAccountAuditConfiguration => "DELETE /audit/configuration",
+            Op::CreateScheduledAudit => "POST /audit/scheduledaudits/{scheduledAuditName}",
+            Op::ListScheduledAudits => "GET /audit/scheduledaudits",
+            Op::DescribeScheduledAudit => "GET /audit/scheduledaudits/{scheduledAuditName}",
+            Op::UpdateScheduledAudit => "PATCH /audit/scheduledaudits/{scheduledAuditName}",
+            Op::DeleteScheduledAudit => "DELETE /audit/scheduledaudits/{scheduledAuditName}",
+            Op::StartOnDemandAuditTask => "POST /audit/tasks",
+            Op::DescribeAuditTask => "GET /audit/tasks/{taskId}",
+            Op::ListAuditTasks => "GET /audit/tasks",
+            Op::CancelAuditTask => "PUT /audit/tasks/{taskId}/cancel",
+            Op::ListAuditFindings => "POST /audit/findings",
+            Op::DescribeAuditFinding => "GET /audit/findings/{findingId}",
+            Op::CreateAuditSuppression => "POST /audit/suppressions/create",
+            Op::DescribeAuditSuppression => "POST /audit/suppressions/describe",
+            Op::UpdateAuditSuppression => "PATCH /audit/suppressions/update",
+            Op::DeleteAuditSuppression => "POST /audit/suppressions/delete",
+            Op::ListAuditSuppressions => "POST /audit/suppressions/list",
+            Op::TagResource => "POST /tags",
+            Op::UntagResource => "POST /untag",
+            Op::ListTagsForResource => "GET /tags?resourceArn={resourceArn}",
         }
     }
 
@@ -78,8 +120,9 @@ impl Op {
         Op::ALL.into_iter().find(|op| op.name() == name)
     }
 
-    /// AWS's default requests per second for this operation (reference §7; the three without a
-    /// published figure get 5, an [E] decision; the five suppression operations 10 each, not
+    /// AWS's default requests per second for this operation (reference §7; those without a
+    /// published figure — three audit operations, DescribeAuditFinding and the tagging
+    /// operations — get 5, an [E] decision; the five suppression operations 10 each, not
     /// adjustable, per the Device Defender quotas page).
     pub fn default_tps(self) -> f64 {
         match self {
@@ -105,6 +148,10 @@ impl Op {
             ResourceNotFound => matches!(
                 self,
                 Op::DeleteAccountAuditConfiguration
+                    | Op::DescribeAuditFinding
+                    | Op::TagResource
+                    | Op::UntagResource
+                    | Op::ListTagsForResource
                     | Op::DescribeScheduledAudit
                     | Op::UpdateScheduledAudit
                     | Op::DeleteScheduledAudit
@@ -114,9 +161,10 @@ impl Op {
                     | Op::UpdateAuditSuppression
             ),
             ResourceAlreadyExists => matches!(self, Op::CreateScheduledAudit | Op::CreateAuditSuppression),
-            LimitExceeded => {
-                matches!(self, Op::CreateScheduledAudit | Op::StartOnDemandAuditTask | Op::CreateAuditSuppression)
-            }
+            LimitExceeded => matches!(
+                self,
+                Op::CreateScheduledAudit | Op::StartOnDemandAuditTask | Op::CreateAuditSuppression | Op::TagResource
+            ),
             UnknownOperation => false,
         }
     }

@@ -5,11 +5,22 @@ use crate::faults::Faults;
 use clap::Parser;
 use std::collections::BTreeMap;
 
-/// A local AWS IoT Device Defender audit API: the 18 audit operations, a synthetic fleet,
-/// a virtual clock, and the SNS hop to a local Lambda.
+/// A local AWS IoT Device Defender (audits, finding suppressions, tags), with the SNS, SQS and
+/// STS calls its users make, a synthetic fleet, a virtual clock, and the SNS hop to a local Lambda.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "device-defender-emulator", version, about, long_about = None, args_override_self = true)]
+#[command(
+    name = "device-defender-emulator",
+    version,
+    about,
+    long_about = None,
+    after_help = crate::served::help_summary(),
+    args_override_self = true
+)]
 pub struct Options {
+    /// Print every operation the emulator serves as a markdown table, and exit.
+    #[arg(long)]
+    pub operations: bool,
+
     /// Port to listen on (127.0.0.1). 0 picks a free port; the chosen address is printed.
     #[arg(long, env = "EMULATOR_PORT", default_value_t = 4566)]
     pub port: u16,

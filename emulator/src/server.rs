@@ -1,10 +1,15 @@
-//! The HTTP server: the routing table (audit API, SNS, admin) in one place, one handler per
-//! operation, and [`Emulator::call`], the path every audit call takes (latency, faults, clock,
-//! operation, notifications, wire error).
+//! The HTTP server: the routing table (IoT API, the services at `POST /`, admin) in one place,
+//! one handler per IoT operation, and [`Emulator::call`], the path every IoT call takes
+//! (latency, faults, clock, operation, notifications, wire error). The services at `POST /`
+//! are [`crate::messaging`], the admin API [`crate::admin`].
 
+use crate::admin::{
+    accounts, add_account, add_role, advance, cfn_responses, clear_cfn_responses, clear_outbox, clock,
+    confirm_subscription, drift, fleet, get_faults, health, outbox, put_faults, queue_messages, queues,
+    receive_cfn_response, reset, roles, subscriptions, suppressions, task_notification, throttled,
+};
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorKind};
-use crate::faults::Faults;
 use crate::fleet::FleetOptions;
 use crate::operation::Op;
 use crate::options::Options;
@@ -17,13 +22,12 @@ use crate::wire::{query_get, query_pairs, Body};
 use crate::{delivery, sns};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,17 +38,18 @@ pub struct Emulator {
     pub http: reqwest::Client,
     /// Virtual time at start, to which a reset returns.
     start_ms: i64,
-    clock: Mutex<Clock>,
+    pub(crate) clock: Mutex<Clock>,
     /// Every account-region's Device Defender and quotas.
-    tenants: Mutex<Tenants>,
-    sns: Mutex<Sns>,
-    sts: Mutex<Sts>,
+    pub(crate) tenants: Mutex<Tenants>,
+    pub(crate) sns: Mutex<Sns>,
+    pub(crate) sts: Mutex<Sts>,
     pub(crate) sqs: Mutex<crate::sqs::Sqs>,
     /// What custom resources answered CloudFormation (PUT to a ResponseURL pointing here).
-    cfn_responses: Mutex<Vec<Value>>,
+    pub(crate) cfn_responses: Mutex<Vec<Value>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, recovering it if a handler panicked while holding it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in one handler must not take the emulator down with poisoned locks.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -65,7 +70,7 @@ impl Emulator {
             tenants: Mutex::new(tenants),
             sns: Mutex::new(Sns::new()),
             sts: Mutex::new(sts),
-            sqs: Mutex::new(new_sqs(&opts, &base_url)),
+            sqs: Mutex::new(new_sqs(&opts, &base_url, start_ms)),
             cfn_responses: Mutex::new(Vec::new()),
             http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().map_err(|e| e.to_string())?,
             base_url,
@@ -74,7 +79,8 @@ impl Emulator {
         }))
     }
 
-    fn now_ms(&self) -> i64 {
+    /// Virtual now, epoch milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
         lock(&self.clock).now_ms()
     }
 
@@ -92,7 +98,7 @@ impl Emulator {
 
     /// Who calls: the account of the request's access key (declared, or issued by STS;
     /// otherwise the default account) and the region of its SigV4 credential scope.
-    fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    pub(crate) fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
         let default = self.default_scope();
         let user = |account: &str, key: &str| Caller {
             scope: Scope { account: account.to_owned(), region: default.region.clone() },
@@ -108,7 +114,7 @@ impl Emulator {
             return Ok(Caller {
                 scope: Scope { account: issued.account.clone(), region },
                 arn: issued.arn.clone(),
-                user_id: key.to_owned(),
+                user_id: issued.user_id.clone(),
             });
         }
         if sts.expired(key, now) {
@@ -161,7 +167,8 @@ impl Emulator {
         }
     }
 
-    fn deliver(self: &Arc<Self>, p: sns::Published) {
+    /// Sends a published message to its subscriptions: queues now, Lambdas in the background.
+    pub(crate) fn deliver(self: &Arc<Self>, p: sns::Published) {
         self.to_queues(p.to_queues);
         for sub in p.lambda_subscriptions {
             delivery::spawn(self.clone(), p.outbox_index, p.message.clone(), sub);
@@ -169,11 +176,12 @@ impl Emulator {
     }
 
     /// SNS messages for `sqs` subscriptions, into the emulator's queues (others are logged).
-    fn to_queues(&self, messages: Vec<(String, String)>) {
+    pub(crate) fn to_queues(&self, messages: Vec<sns::ToQueue>) {
+        let now = self.now_ms();
         let mut sqs = lock(&self.sqs);
-        for (arn, body) in messages {
-            if !sqs.deliver_from_sns(&arn, body) {
-                tracing::warn!(queue = %arn, "sqs subscription to a queue the emulator does not have: not delivered");
+        for m in messages {
+            if !sqs.deliver_from_sns(&m, SNS_SENDER, now) {
+                tracing::warn!(queue = %m.queue_arn, "sqs subscription to a queue the emulator does not have: not delivered");
             }
         }
     }
@@ -246,26 +254,26 @@ impl Emulator {
 
     /// Back to the state at start: every account-region (configuration, audits, tasks, fleet,
     /// faults), clock, topics, outbox, issued credentials, queues.
-    fn reset(&self) -> Result<(), String> {
+    pub(crate) fn reset(&self) -> Result<(), String> {
         let (tenants, sts) = new_identities(&self.opts)?;
         *lock(&self.tenants) = tenants;
         *lock(&self.sts) = sts;
         self.tenant(&self.default_scope())?;
         *lock(&self.clock) = Clock::new(self.start_ms, self.opts.frozen_clock);
         *lock(&self.sns) = Sns::new();
-        *lock(&self.sqs) = new_sqs(&self.opts, &self.base_url);
+        *lock(&self.sqs) = new_sqs(&self.opts, &self.base_url, self.start_ms);
         lock(&self.cfn_responses).clear();
         Ok(())
     }
 
     /// The next scheduled start in any account-region.
-    fn next_scheduled_run_ms(&self) -> Option<i64> {
+    pub(crate) fn next_scheduled_run_ms(&self) -> Option<i64> {
         lock(&self.tenants).all().iter().filter_map(|(_, t)| lock(&t.state).next_scheduled_run_ms()).min()
     }
 
     /// The account-region an admin request names (`account`, `region` in its query; default
     /// the default ones); created if needed.
-    fn admin_tenant(&self, q: Option<&str>) -> Result<(Scope, Arc<Tenant>), String> {
+    pub(crate) fn admin_tenant(&self, q: Option<&str>) -> Result<(Scope, Arc<Tenant>), String> {
         let pairs: Vec<(String, String)> =
             form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
         let default = self.default_scope();
@@ -293,10 +301,13 @@ fn new_identities(opts: &Options) -> Result<(Tenants, Sts), String> {
     Ok((tenants, sts))
 }
 
-fn new_sqs(opts: &Options, base_url: &str) -> crate::sqs::Sqs {
+/// The `SenderId` of the messages SNS puts into queues (in AWS, an identity of SNS's own).
+const SNS_SENDER: &str = "sns.amazonaws.com";
+
+fn new_sqs(opts: &Options, base_url: &str, now_ms: i64) -> crate::sqs::Sqs {
     let mut sqs = crate::sqs::Sqs::new(&opts.region, &opts.account_id, base_url);
     for (queue, _) in &opts.sqs_lambda {
-        sqs.ensure_queue(queue);
+        sqs.ensure_queue(queue, now_ms);
     }
     sqs
 }
@@ -338,7 +349,8 @@ fn new_state(opts: &Options, scope: &Scope, default: &Scope) -> Result<AuditStat
     ))
 }
 
-type Emu = State<Arc<Emulator>>;
+/// The emulator as handlers receive it.
+pub(crate) type Emu = State<Arc<Emulator>>;
 
 fn body_of(bytes: &Bytes) -> Result<Body, ApiError> {
     Body::parse(bytes)
@@ -347,7 +359,7 @@ fn body_of(bytes: &Bytes) -> Result<Body, ApiError> {
 /// The routing table.
 pub fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
-        // The 13 audit operations of configuration, audits, tasks and findings.
+        // The IoT operations of `Op` (request lines in `Op::request`).
         .route("/audit/configuration", get(describe_config).patch(update_config).delete(delete_config))
         .route("/audit/scheduledaudits", get(list_scheduled))
         .route(
@@ -363,14 +375,17 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/audit/tasks/{id}", get(describe_task))
         .route("/audit/tasks/{id}/cancel", put(cancel_task))
         .route("/audit/findings", post(list_findings))
+        .route("/audit/findings/{id}", get(describe_finding))
+        .route("/tags", post(tag_resource).get(list_tags))
+        .route("/untag", post(untag_resource))
         // The 5 suppression operations.
         .route("/audit/suppressions/create", post(create_suppression))
         .route("/audit/suppressions/describe", post(describe_suppression))
         .route("/audit/suppressions/update", axum::routing::patch(update_suppression))
         .route("/audit/suppressions/delete", post(delete_suppression))
         .route("/audit/suppressions/list", post(list_suppressions))
-        // SNS (awsQuery).
-        .route("/", post(query_or_json_action))
+        // SNS, STS (awsQuery) and SQS (awsJson1.0).
+        .route("/", post(crate::messaging::query_or_json_action))
         // Admin.
         .route("/_emulator/health", get(health))
         .route("/_emulator/reset", post(reset))
@@ -382,6 +397,8 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/throttled", get(throttled))
         .route("/_emulator/outbox", get(outbox).delete(clear_outbox))
+        .route("/_emulator/subscriptions", get(subscriptions))
+        .route("/_emulator/subscriptions/confirm", post(confirm_subscription))
         .route("/_emulator/queues", get(queues))
         .route("/_emulator/queues/{name}", get(queue_messages))
         .route("/_emulator/cloudformation-responses", get(cfn_responses).delete(clear_cfn_responses))
@@ -433,16 +450,6 @@ async fn delete_suppression(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -
 
 async fn list_suppressions(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
     emu.call(Op::ListAuditSuppressions, &headers, |st, _| st.list_suppressions(&body_of(&bytes)?)).await
-}
-
-/// The admin view of the suppressions (with whether each applies at the virtual now).
-async fn suppressions(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    emu.sync();
-    let now = emu.now_ms();
-    match emu.admin_tenant(q.as_deref()) {
-        Ok((_, t)) => Json(lock(&t.state).suppressions_view(now)).into_response(),
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
 }
 
 async fn update_config(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
@@ -505,377 +512,22 @@ async fn list_findings(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Res
     emu.call(Op::ListAuditFindings, &headers, |st, now| st.list_findings(&body_of(&bytes)?, now)).await
 }
 
-/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), STS (awsQuery, `AssumeRole`,
-/// `GetCallerIdentity`) or SNS (awsQuery form).
-async fn query_or_json_action(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery, bytes: Bytes) -> Response {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Some(action) = target.strip_prefix("AmazonSQS.") {
-        return sqs_action(&emu, action, &bytes);
-    }
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-    params.extend(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned());
-    let caller = match emu.caller(&headers) {
-        Ok(c) => c,
-        Err(e) => {
-            // The one caller error: expired temporary credentials (STS's modeled code).
-            let xml = crate::sts::StsError { code: "ExpiredTokenException", status: 400, message: e.message }
-                .to_xml(&uuid::Uuid::new_v4().to_string());
-            return (StatusCode::BAD_REQUEST, [("content-type", "text/xml")], xml).into_response();
-        }
-    };
-    let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or("");
-    if matches!(action, "AssumeRole" | "GetCallerIdentity") {
-        return sts_action(&emu, &params, &caller);
-    }
-    sns_action(&emu, &params, &caller)
+async fn describe_finding(State(emu): Emu, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    emu.call(Op::DescribeAuditFinding, &headers, |st, _| st.describe_finding(&id)).await
 }
 
-fn sts_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let now = emu.now_ms();
-    match lock(&emu.sts).handle(params, caller, now, &request_id) {
-        Ok(r) => (StatusCode::OK, [("content-type", "text/xml")], r.xml).into_response(),
-        Err(e) => (
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-            [("content-type", "text/xml")],
-            e.to_xml(&request_id),
-        )
-            .into_response(),
-    }
+async fn tag_resource(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::TagResource, &headers, |st, _| st.tag_resource(&body_of(&bytes)?)).await
 }
 
-fn sqs_action(emu: &Emulator, action: &str, bytes: &Bytes) -> Response {
-    let body: Value = if bytes.is_empty() { json!({}) } else { serde_json::from_slice(bytes).unwrap_or(Value::Null) };
-    let result = if body.is_object() {
-        lock(&emu.sqs).handle(action, &body)
-    } else {
-        Err(crate::sqs::SqsError {
-            code: "InvalidParameterValue",
-            message: "the request body must be a JSON object".into(),
-        })
-    };
-    let (status, v) = match result {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_json()),
-    };
-    (status, [("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response()
+async fn untag_resource(State(emu): Emu, headers: HeaderMap, bytes: Bytes) -> Response {
+    emu.call(Op::UntagResource, &headers, |st, _| st.untag_resource(&body_of(&bytes)?)).await
 }
 
-async fn queues(State(emu): Emu) -> Response {
-    Json(lock(&emu.sqs).snapshot()).into_response()
-}
-
-/// Every message of one queue, delayed and in-flight ones included.
-async fn queue_messages(State(emu): Emu, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-    match lock(&emu.sqs).peek(&name) {
-        Some(v) => Json(v).into_response(),
-        None => admin_error(StatusCode::NOT_FOUND, format!("no queue named {name}")),
-    }
-}
-
-/// A custom resource's answer to CloudFormation: what a `ResponseURL` (a presigned S3 URL in
-/// AWS) pointing at the emulator receives. The body must be the JSON response object
-/// (<https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html>).
-async fn receive_cfn_response(
-    State(emu): Emu,
-    axum::extract::Path(path): axum::extract::Path<String>,
-    bytes: Bytes,
-) -> Response {
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(body) => {
-            lock(&emu.cfn_responses).push(json!({ "path": path, "response": body }));
-            StatusCode::OK.into_response()
-        }
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, format!("the response body is not JSON: {e}")),
-    }
-}
-
-async fn cfn_responses(State(emu): Emu) -> Response {
-    Json(json!({ "responses": *lock(&emu.cfn_responses) })).into_response()
-}
-
-async fn clear_cfn_responses(State(emu): Emu) -> Response {
-    let mut r = lock(&emu.cfn_responses);
-    let n = r.len();
-    r.clear();
-    Json(json!({ "cleared": n })).into_response()
-}
-
-fn sns_action(emu: &Arc<Emulator>, params: &[(String, String)], caller: &Caller) -> Response {
-    emu.sync();
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let now = emu.now_ms();
-    let result = lock(&emu.sns).handle(params, now, &request_id, &caller.scope);
-    let (status, xml) = match result {
-        Ok(r) => {
-            emu.to_queues(r.to_queues);
-            if let Some(p) = r.published {
-                emu.deliver(p);
-            }
-            (StatusCode::OK, r.xml)
-        }
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.to_xml(&request_id)),
-    };
-    (status, [("content-type", "text/xml")], xml).into_response()
-}
-
-fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "message": message.into() }))).into_response()
-}
-
-async fn health(State(emu): Emu) -> Response {
-    let now = emu.now_ms();
-    Json(json!({ "status": "ok", "now": now as f64 / 1000.0, "accountId": emu.opts.account_id, "region": emu.opts.region }))
-        .into_response()
-}
-
-/// The declared accounts, their long-term keys and the account-regions created so far.
-async fn accounts(State(emu): Emu) -> Response {
-    let t = lock(&emu.tenants);
-    let scopes: Vec<Scope> = t.all().into_iter().map(|(s, _)| s).collect();
-    Json(json!({ "accounts": t.accounts, "accessKeys": t.keys, "accountRegions": scopes })).into_response()
-}
-
-/// `{"accountId": "…", "accessKeyId": "…"?}`: declares an account (and a key acting in it).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewAccount {
-    account_id: String,
-    access_key_id: Option<String>,
-}
-
-async fn add_account(State(emu): Emu, body: Bytes) -> Response {
-    let a: NewAccount = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return admin_error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"accountId\": \"<12 digits>\", \"accessKeyId\": \"…\"}}: {e}"),
-            )
-        }
-    };
-    if !crate::sts::is_account(&a.account_id) {
-        return admin_error(
-            StatusCode::BAD_REQUEST,
-            format!("accountId '{}' is not a 12-digit account id", a.account_id),
-        );
-    }
-    let mut t = lock(&emu.tenants);
-    t.accounts.insert(a.account_id.clone());
-    if let Some(k) = a.access_key_id.filter(|k| !k.is_empty()) {
-        t.keys.insert(k, a.account_id.clone());
-    }
-    Json(json!({ "accounts": t.accounts, "accessKeys": t.keys })).into_response()
-}
-
-/// The roles STS lets callers assume.
-async fn roles(State(emu): Emu) -> Response {
-    Json(json!({ "roles": lock(&emu.sts).roles.values().collect::<Vec<_>>() })).into_response()
-}
-
-/// `{"roleArn": "…", "trustedAccounts": ["…"]?, "maxSessionSecs": n?}`: declares a role (and
-/// its account).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewRole {
-    role_arn: String,
-    #[serde(default)]
-    trusted_accounts: Vec<String>,
-    max_session_secs: Option<i64>,
-}
-
-async fn add_role(State(emu): Emu, body: Bytes) -> Response {
-    let r: NewRole = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return admin_error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"roleArn\": \"…\", \"trustedAccounts\": [\"…\"]}}: {e}"),
-            )
-        }
-    };
-    let spec = if r.trusted_accounts.is_empty() {
-        r.role_arn.clone()
-    } else {
-        format!("{}={}", r.role_arn, r.trusted_accounts.join(","))
-    };
-    let mut role = match crate::sts::Role::parse(&spec) {
-        Ok(role) => role,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
-    };
-    if let Some(m) = r.max_session_secs {
-        if !(3600..=43200).contains(&m) {
-            return admin_error(StatusCode::BAD_REQUEST, format!("maxSessionSecs {m} must be from 3600 to 43200"));
-        }
-        role.max_session_secs = m;
-    }
-    lock(&emu.tenants).accounts.insert(role.account().to_owned());
-    let out = json!(role);
-    lock(&emu.sts).roles.insert(role.arn.clone(), role);
-    Json(out).into_response()
-}
-
-async fn reset(State(emu): Emu) -> Response {
-    match emu.reset() {
-        Ok(()) => Json(json!({ "reset": true })).into_response(),
-        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-fn clock_json(emu: &Emulator) -> Value {
-    let now = emu.now_ms();
-    let iso = chrono::DateTime::from_timestamp_millis(now).map(|t| t.to_rfc3339()).unwrap_or_default();
-    let next = emu.next_scheduled_run_ms();
-    json!({ "now": now as f64 / 1000.0, "nowIso": iso, "frozen": lock(&emu.clock).is_frozen(),
-            "nextScheduledRun": next.map(|n| n as f64 / 1000.0) })
-}
-
-async fn clock(State(emu): Emu) -> Response {
-    Json(clock_json(&emu)).into_response()
-}
-
-/// `{"seconds": n}`, `{"to": epochSeconds}`, or `{"toNextScheduledRun": true}` (to the next
-/// scheduled start plus the task duration, so the task has ended).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Advance {
-    seconds: Option<f64>,
-    to: Option<f64>,
-    #[serde(default)]
-    to_next_scheduled_run: bool,
-}
-
-async fn advance(State(emu): Emu, body: Bytes) -> Response {
-    let a: Advance = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return admin_error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"seconds\": n}}, {{\"to\": epochSeconds}} or {{\"toNextScheduledRun\": true}}: {e}"
-                ),
-            )
-        }
-    };
-    let now = emu.now_ms();
-    let target = match (a.seconds, a.to, a.to_next_scheduled_run) {
-        (Some(s), None, false) if s >= 0.0 && s.is_finite() => now + (s * 1000.0) as i64,
-        (None, Some(t), false) if t.is_finite() => (t * 1000.0) as i64,
-        (None, None, true) => match emu.next_scheduled_run_ms() {
-            Some(n) => n.max(now) + (emu.opts.task_duration_secs * 1000.0) as i64,
-            None => return admin_error(StatusCode::CONFLICT, "no scheduled audit exists"),
-        },
-        _ => return admin_error(StatusCode::BAD_REQUEST, "give exactly one of seconds (>= 0), to, toNextScheduledRun"),
-    };
-    if target < now {
-        return admin_error(StatusCode::BAD_REQUEST, "the clock only moves forward");
-    }
-    lock(&emu.clock).advance(target - now);
-    let progress = emu.sync();
-    let mut out = clock_json(&emu);
-    out["tasksStarted"] = json!(progress.tasks_started);
-    out["tasksEnded"] = json!(progress.tasks_ended);
-    out["tasksEndedIn"] = json!(progress
-        .ended_in
-        .iter()
-        .map(|(s, id)| json!({ "account": s.account, "region": s.region, "taskId": id }))
-        .collect::<Vec<_>>());
-    Json(out).into_response()
-}
-
-async fn fleet(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    match emu.admin_tenant(q.as_deref()) {
-        Ok((_, t)) => Json(json!(lock(&t.state).fleet.snapshot())).into_response(),
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-async fn drift(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    match emu.admin_tenant(q.as_deref()) {
-        Ok((_, t)) => {
-            let mut st = lock(&t.state);
-            st.fleet.drift();
-            Json(json!(st.fleet.snapshot())).into_response()
-        }
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-async fn get_faults(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    match emu.admin_tenant(q.as_deref()) {
-        Ok((_, t)) => Json(json!(lock(&t.faults).faults)).into_response(),
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-/// How many calls of one account-region (`?account=&region=`) were answered with throttling.
-async fn throttled(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    match emu.admin_tenant(q.as_deref()) {
-        Ok((scope, t)) => {
-            Json(json!({ "account": scope.account, "region": scope.region, "throttled": lock(&t.faults).throttled }))
-                .into_response()
-        }
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-/// Replaces the faults of one account-region (`?account=&region=`), or of every one (and of
-/// those created later) without a query.
-async fn put_faults(State(emu): Emu, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    let f: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid faults: {e}")),
-    };
-    if let Err(e) = f.validate() {
-        return admin_error(StatusCode::BAD_REQUEST, e);
-    }
-    if q.as_deref().is_some_and(|q| !q.is_empty()) {
-        match emu.admin_tenant(q.as_deref()) {
-            Ok((_, t)) => lock(&t.faults).set(f.clone()),
-            Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
-        }
-    } else {
-        let mut tenants = lock(&emu.tenants);
-        tenants.default_faults = f.clone();
-        for (_, t) in tenants.all() {
-            lock(&t.faults).set(f.clone());
-        }
-    }
-    Json(json!(f)).into_response()
-}
-
-async fn outbox(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
-    let topic = query_get(&pairs, "topicArn").map(str::to_owned);
-    let source = query_get(&pairs, "source").map(str::to_owned);
-    let sns = lock(&emu.sns);
-    let messages: Vec<_> = sns
-        .outbox
-        .iter()
-        .filter(|m| topic.as_ref().is_none_or(|t| *t == m.topic_arn) && source.as_ref().is_none_or(|s| *s == m.source))
-        .collect();
-    Json(json!({ "messages": messages })).into_response()
-}
-
-async fn clear_outbox(State(emu): Emu) -> Response {
-    let mut sns = lock(&emu.sns);
-    let n = sns.outbox.len();
-    sns.outbox.clear();
-    Json(json!({ "cleared": n })).into_response()
-}
-
-/// The audit notification of an ended task, whether or not an SNS target was set: what the
-/// service would publish (handy for building test events).
-async fn task_notification(State(emu): Emu, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
-    emu.sync();
-    let t = match emu.admin_tenant(q.as_deref()) {
-        Ok((_, t)) => t,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
-    };
-    let st = lock(&t.state);
-    match st.tasks.iter().find(|t| t.id == id) {
-        Some(t) if t.status.is_terminal() => Json(json!(st.notification(t))).into_response(),
-        Some(_) => admin_error(StatusCode::CONFLICT, format!("task {id} is still IN_PROGRESS")),
-        None => admin_error(StatusCode::NOT_FOUND, format!("no task {id}")),
-    }
+async fn list_tags(State(emu): Emu, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    emu.call(Op::ListTagsForResource, &headers, |st, _| {
+        let q = query_pairs(q.as_deref())?;
+        st.list_tags(query_get(&q, "resourceArn"))
+    })
+    .await
 }

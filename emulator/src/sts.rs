@@ -96,6 +96,8 @@ pub struct Issued {
     pub account: String,
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
     pub arn: String,
+    /// `<role id>:<session>` (the `AssumedRoleId`): GetCallerIdentity's `UserId` for the session.
+    pub user_id: String,
     /// Epoch milliseconds (virtual time).
     pub expires_ms: i64,
 }
@@ -250,7 +252,13 @@ impl Sts {
         let expires_ms = now_ms + duration * 1000;
         self.issued.insert(
             access_key_id.clone(),
-            Issued { access_key_id: access_key_id.clone(), account: account.clone(), arn: assumed.clone(), expires_ms },
+            Issued {
+                access_key_id: access_key_id.clone(),
+                account: account.clone(),
+                arn: assumed.clone(),
+                user_id: format!("{role_id}:{session}"),
+                expires_ms,
+            },
         );
         Ok(StsResult {
             xml: format!(
@@ -308,7 +316,10 @@ mod tests {
         assert!(r.xml.contains("<Arn>arn:aws:sts::222222222222:assumed-role/audit-reader/hub</Arn>"), "{}", r.xml);
         assert!(r.xml.contains("<Expiration>1970-01-01T00:15:00Z</Expiration>"));
         let key = s.issued.keys().next().unwrap().clone();
-        assert_eq!(s.account_of(&key, 899_999).unwrap().account, "222222222222");
+        let issued = s.account_of(&key, 899_999).unwrap();
+        assert_eq!(issued.account, "222222222222");
+        assert!(issued.user_id.starts_with("AROA") && issued.user_id.ends_with(":hub"), "{}", issued.user_id);
+        assert!(r.xml.contains(&format!("<AssumedRoleId>{}</AssumedRoleId>", issued.user_id)));
         assert!(s.account_of(&key, 900_000).is_none() && s.expired(&key, 900_000));
     }
 

@@ -7,9 +7,10 @@
 //! which the check finishes). Stored results are never rewritten.
 
 use crate::error::{ApiError, ErrorKind};
+use crate::findings::validate_resource_identifier;
 use crate::pagination;
 use crate::state::AuditState;
-use crate::tasks::{secs, validate_resource_identifier};
+use crate::tasks::secs;
 use crate::wire::{check_chars, check_length, Body};
 use audit_shared::catalog;
 use audit_shared::suppression::identifier_fields;

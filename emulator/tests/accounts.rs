@@ -148,6 +148,9 @@ async fn assume_role_gives_credentials_in_the_roles_account() {
     );
     let id = me.get_caller_identity().send().await.unwrap();
     assert_eq!((id.account(), id.arn()), (Some(MEMBER), Some(user.arn.as_str())));
+    // As AWS: the session's UserId is the role id and the session name (the AssumedRoleId).
+    assert_eq!(id.user_id(), Some(user.assumed_role_id.as_str()));
+    assert!(user.assumed_role_id.starts_with("AROA") && user.assumed_role_id.ends_with(":audit-hub"));
     // The audit API with them acts in the member account: the member's task, not the hub's.
     let member = iot(&emu, "MEMBERKEY", "eu-west-1", None);
     let task = enable_and_audit(&member).await;

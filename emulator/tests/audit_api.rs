@@ -974,9 +974,13 @@ async fn errors_on_the_wire_and_unknown_routes() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("nope"));
     // Unknown operations: 404 UnknownOperationException, surfaced as unhandled with its code.
-    let r = emu.http.get(format!("{}/audit/findings/abc", emu.url)).send().await.unwrap();
+    let r = emu.http.get(format!("{}/audit/relatedresources", emu.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert!(r.headers()["x-amzn-ErrorType"].to_str().unwrap().starts_with("UnknownOperationException"));
+    // DescribeAuditFinding of an id no audit produced.
+    let r = emu.http.get(format!("{}/audit/findings/abc", emu.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.headers()["x-amzn-ErrorType"].to_str().unwrap().starts_with("ResourceNotFoundException"));
     let r = emu.http.delete(format!("{}/audit/findings", emu.url)).send().await.unwrap();
     assert!(r.headers()["x-amzn-ErrorType"].to_str().unwrap().starts_with("UnknownOperationException"));
     // Malformed bodies name the problem.

@@ -54,10 +54,18 @@ async fn sns_topics_subscriptions_and_publish_through_the_sdk() {
     let topics: Vec<String> =
         sns.list_topics().send().await.unwrap().topics.unwrap().into_iter().map(|t| t.topic_arn.unwrap()).collect();
     assert_eq!(topics.len(), 2);
+    // An e-mail address confirms its subscription: pending until then (the README's "confirm
+    // the e-mail subscription", played through the admin API as the mail's link would).
     let sub = sns.subscribe().topic_arn(&arn).protocol("email").endpoint("ops@example.com").send().await.unwrap();
-    assert!(sub.subscription_arn.unwrap().starts_with(&arn));
+    assert_eq!(sub.subscription_arn.as_deref(), Some("pending confirmation"));
     let subs = sns.list_subscriptions_by_topic().topic_arn(&arn).send().await.unwrap().subscriptions.unwrap();
     assert_eq!(subs[0].endpoint.as_deref(), Some("ops@example.com"));
+    assert_eq!(subs[0].subscription_arn.as_deref(), Some("PendingConfirmation"));
+    let attrs = sns.get_topic_attributes().topic_arn(&arn).send().await.unwrap().attributes.unwrap();
+    assert_eq!((attrs["SubscriptionsConfirmed"].as_str(), attrs["SubscriptionsPending"].as_str()), ("0", "1"));
+    let confirmed =
+        emu.admin("subscriptions/confirm", serde_json::json!({ "topicArn": arn, "endpoint": "ops@example.com" })).await;
+    assert!(confirmed["subscriptionArn"].as_str().unwrap().starts_with(&arn), "{confirmed}");
     let attrs = sns.get_topic_attributes().topic_arn(&arn).send().await.unwrap().attributes.unwrap();
     assert_eq!(attrs["SubscriptionsConfirmed"], "1");
 

@@ -142,17 +142,7 @@ async fn drain_continuations(api: &RuntimeApi, b: &Bench) -> usize {
         let r = b.c.sqs.receive_message().queue_url(&b.queue).max_number_of_messages(1).send().await.unwrap();
         let msgs = r.messages.unwrap_or_default();
         if msgs.is_empty() {
-            let a =
-                b.c.sqs
-                    .get_queue_attributes()
-                    .queue_url(&b.queue)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await
-                    .unwrap()
-                    .attributes
-                    .unwrap_or_default();
-            if a.values().filter_map(|v| v.parse::<usize>().ok()).sum::<usize>() == 0 {
+            if system_tests::messages_waiting(&b.c.sqs, &b.queue).await == 0 {
                 return invocations;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

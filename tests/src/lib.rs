@@ -35,15 +35,36 @@ pub fn dynamodb_endpoint() -> String {
     ENDPOINT
         .get_or_init(|| match std::env::var("DYNAMODB_ENDPOINT") {
             Ok(e) => e,
-            Err(_) => start_dynamodb_local(free_port()).unwrap_or_else(|e| panic!("{e}")),
+            Err(_) => start_dynamodb_local(LOOPBACK, free_port()).unwrap_or_else(|e| panic!("{e}")),
         })
         .clone()
 }
 
-/// Starts DynamoDB Local (in memory) on `port` and waits until it accepts connections. The JVM
-/// is owned by a thread that lives as long as the process: `PR_SET_PDEATHSIG` kills it when the
+/// The loopback address every local listener binds by default.
+pub const LOOPBACK: &str = "127.0.0.1";
+
+/// Where the local stacks listen: `BIND_ADDRESS` (e.g. `0.0.0.0` to be reached from other
+/// machines), default loopback only.
+pub fn bind_address() -> String {
+    std::env::var("BIND_ADDRESS").ok().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| LOOPBACK.into())
+}
+
+/// The host to reach, from this machine, a listener bound to `host` (the loopback address
+/// for a wildcard).
+pub fn reachable(host: &str) -> &str {
+    match host {
+        "0.0.0.0" | "::" | "[::]" => LOOPBACK,
+        other => other,
+    }
+}
+
+/// Starts DynamoDB Local (in memory) listening on `host`:`port` only, and waits until it
+/// accepts connections. DynamoDB Local has no option for the address (it listens on every
+/// interface), so it is started through `tests/java/LoopbackDynamoDbLocal.java`, which sets its
+/// server's address before starting it (Java's source-file mode: needs a JDK, 11+). The JVM is
+/// owned by a thread that lives as long as the process: `PR_SET_PDEATHSIG` kills it when the
 /// process ends, however it ends.
-pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
+pub fn start_dynamodb_local(host: &str, port: u16) -> Result<String, String> {
     let dir = std::env::var("DYNAMODB_LOCAL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace().join(".tools/dynamodb-local"));
@@ -51,21 +72,27 @@ pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
     if !jar.exists() {
         return Err(format!("DynamoDB Local not found at {} — run `make tools`", jar.display()));
     }
-    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    let reach = reachable(host).to_owned();
+    if std::net::TcpStream::connect((reach.as_str(), port)).is_ok() {
         return Err(format!("port {port} is already in use; stop what holds it or choose another port"));
     }
-    let (tx, rx) = std::sync::mpsc::channel();
+    let launcher = workspace().join("tests/java/LoopbackDynamoDbLocal.java");
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let host = host.to_owned();
     std::thread::spawn(move || {
+        use std::io::Read;
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new("java");
-        cmd.arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-            .arg("-jar")
+        cmd.arg(format!("-Ddynamodb.host={host}"))
+            .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+            .arg("-cp")
             .arg(&jar)
+            .arg(&launcher)
             .args(["-inMemory", "-port", &port.to_string(), "-disableTelemetry"])
             // It writes dynamodb-local-metadata.json into its working directory: keep it there.
             .current_dir(&dir)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::piped());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
@@ -76,7 +103,13 @@ pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
         match cmd.spawn() {
             Ok(mut child) => {
                 tx.send(Ok(())).ok();
-                let _ = child.wait();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let status = child.wait();
+                let tail: String = err.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+                tx.send(Err(format!("DynamoDB Local exited ({status:?}): {tail}"))).ok();
             }
             Err(e) => {
                 tx.send(Err(format!("cannot start java for DynamoDB Local: {e}"))).ok();
@@ -85,13 +118,16 @@ pub fn start_dynamodb_local(port: u16) -> Result<String, String> {
     });
     rx.recv().map_err(|e| e.to_string())??;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect((reach.as_str(), port)).is_err() {
+        if let Ok(Err(why)) = rx.try_recv() {
+            return Err(why);
+        }
         if Instant::now() > deadline {
             return Err(format!("DynamoDB Local did not start on port {port} within 60 s"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(format!("http://127.0.0.1:{port}"))
+    Ok(format!("http://{reach}:{port}"))
 }
 
 /// Starts a compiled Lambda bootstrap against a Runtime API at `runtime_api`, with the Lambda
@@ -215,8 +251,12 @@ pub async fn sdk(retries: u32) -> aws_config::SdkConfig {
 
 /// Clients for the emulator (IoT, SNS, SQS) and DynamoDB Local.
 pub async fn clients(emulator_url: &str, retries: u32) -> audit_notification::Clients {
+    clients_of(emulator_url, &dynamodb_endpoint(), retries).await
+}
+
+/// [`clients`] with DynamoDB at `ddb` (a local stack's own DynamoDB Local).
+pub async fn clients_of(emulator_url: &str, ddb: &str, retries: u32) -> audit_notification::Clients {
     let sdk = sdk(retries).await;
-    let ddb = dynamodb_endpoint();
     audit_notification::Clients {
         iot: aws_sdk_iot::Client::from_conf(
             aws_sdk_iot::config::Builder::from(&sdk).endpoint_url(emulator_url).build(),
@@ -231,6 +271,27 @@ pub async fn clients(emulator_url: &str, retries: u32) -> audit_notification::Cl
             aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(emulator_url).build(),
         ),
     }
+}
+
+/// The messages of the queue at `url` not deleted yet: visible, in flight and delayed (SQS's
+/// three approximate counts).
+pub async fn messages_waiting(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let counts = [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ];
+    let a = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .set_attribute_names(Some(counts.to_vec()))
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes
+        .unwrap_or_default();
+    counts.iter().filter_map(|c| a.get(c)?.parse::<usize>().ok()).sum()
 }
 
 /// An IoT client of the emulator at `url` acting in `key`'s account (`--access-key`), in `region`.

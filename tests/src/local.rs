@@ -65,8 +65,8 @@ pub async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str)
     Function { api, child: std::sync::Mutex::new(child) }
 }
 
-/// The invoke endpoint in front of the functions.
-pub async fn invoke_gateway(port: u16, functions: Arc<HashMap<String, Function>>) -> String {
+/// The invoke endpoint in front of the functions, listening on `host`:`port`.
+pub async fn invoke_gateway(host: &str, port: u16, functions: Arc<HashMap<String, Function>>) -> String {
     use axum::extract::{Path, State};
     let app = axum::Router::new()
         .route(
@@ -85,11 +85,11 @@ pub async fn invoke_gateway(port: u16, functions: Arc<HashMap<String, Function>>
             ),
         )
         .with_state(functions);
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let l = tokio::net::TcpListener::bind((host, port))
         .await
-        .unwrap_or_else(|e| fail(format!("port {port} (invoke endpoint) is not free: {e}; set INVOKE_PORT")));
+        .unwrap_or_else(|e| fail(format!("{host}:{port} (invoke endpoint) cannot be bound: {e}; set INVOKE_PORT")));
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    format!("http://127.0.0.1:{port}")
+    format!("http://{}:{port}", crate::reachable(host))
 }
 
 /// The messages the emulator's SNS published to `topic`.
@@ -115,12 +115,15 @@ pub async fn wait_for_digests(url: &str, topic: &str, n: usize) -> Vec<Value> {
     }
 }
 
-/// The emulator's flags both local stacks share: the port, the fleet (`devices`, 5% of them
-/// non-compliant), 30-second audits, and delivery of SNS and the continuation queue to the
-/// functions behind the invoke endpoint on `invoke_port`.
-pub fn emulator_args(emu_port: u16, devices: &str, invoke_port: u16) -> Vec<String> {
-    let invoke_url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/{{function}}/invocations");
+/// The emulator's flags both local stacks share: the address and port, the fleet (`devices`,
+/// 5% of them non-compliant), 30-second audits, and delivery of SNS and the continuation queue
+/// to the functions behind the invoke endpoint on `invoke_port`.
+pub fn emulator_args(host: &str, emu_port: u16, devices: &str, invoke_port: u16) -> Vec<String> {
+    let invoke_url =
+        format!("http://{}:{invoke_port}/2015-03-31/functions/{{function}}/invocations", crate::reachable(host));
     [
+        "--host",
+        host,
         "--port",
         &emu_port.to_string(),
         "--fleet-devices",

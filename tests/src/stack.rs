@@ -155,18 +155,7 @@ impl Stack {
             let r = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
             let msgs = r.messages.unwrap_or_default();
             if msgs.is_empty() {
-                let a = self
-                    .sqs
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await
-                    .unwrap()
-                    .attributes
-                    .unwrap_or_default();
-                let waiting: usize = a.values().filter_map(|v| v.parse::<usize>().ok()).sum();
-                if waiting == 0 {
+                if crate::messages_waiting(&self.sqs, url).await == 0 {
                     return invocations;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use system_tests::local::{
     emulator_args, fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function,
 };
-use system_tests::{admin, clients, iot_as, sns_as, start_dynamodb_local};
+use system_tests::{admin, bind_address, clients_of, iot_as, sns_as, start_dynamodb_local};
 
 const TABLE: &str = "audit-org";
 const HUB: &str = "123456789012";
@@ -84,9 +84,11 @@ async fn main() {
     println!(
         "Starting the organization (DynamoDB Local :{ddb_port}, emulator :{emu_port}, hub functions :{invoke_port}) …"
     );
-    let ddb =
-        start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
-    let mut args = emulator_args(emu_port, "4000", invoke_port);
+    // Loopback only unless BIND_ADDRESS says otherwise.
+    let host = bind_address();
+    let ddb = start_dynamodb_local(&host, ddb_port)
+        .unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
+    let mut args = emulator_args(&host, emu_port, "4000", invoke_port);
     args.extend(["--sqs-lambda".into(), format!("{QUEUE}=audit-notification")]);
     for m in &MEMBERS {
         args.extend(["--access-key".into(), format!("{}={}", m.key, m.account)]);
@@ -102,7 +104,7 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(format!("emulator: {e}; set EMULATOR_PORT")));
     let url = emu.url();
-    let c = clients(&url, 5).await;
+    let c = clients_of(&url, &ddb, 5).await;
     let c_ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&system_tests::sdk(5).await).endpoint_url(&ddb).build(),
     );
@@ -134,7 +136,7 @@ async fn main() {
         functions.insert(name.to_owned(), spawn_function(name, &env, "warn").await);
     }
     let functions: Arc<HashMap<String, Function>> = Arc::new(functions);
-    let gateway = invoke_gateway(invoke_port, functions.clone()).await;
+    let gateway = invoke_gateway(&host, invoke_port, functions.clone()).await;
     println!(
         "Ready in {:.1} s: emulator {url}, DynamoDB Local {ddb}, hub functions {gateway}",
         started.elapsed().as_secs_f64()

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use system_tests::local::{
     emulator_args, fail, invoke_gateway, outbox, port, spawn_function, step, wait_for_digests, Function,
 };
-use system_tests::{admin, clients, start_dynamodb_local, workspace, Recorder};
+use system_tests::{admin, bind_address, clients_of, debug_bin, start_dynamodb_local, workspace, Recorder};
 
 const TABLE: &str = "audit-findings";
 
@@ -40,12 +40,20 @@ async fn main() {
             "Starting the local stack (DynamoDB Local :{ddb_port}, emulator :{emu_port}, functions :{invoke_port}) …"
         ),
     }
-    let ddb =
-        start_dynamodb_local(ddb_port).unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
+    // Loopback only unless BIND_ADDRESS says otherwise: an open database and a fake AWS on a
+    // shared network are nobody's intent.
+    let host = bind_address();
+    if host != system_tests::LOOPBACK {
+        println!(
+            "BIND_ADDRESS={host}: the emulator, DynamoDB Local and the functions can be reached from other machines"
+        );
+    }
+    let ddb = start_dynamodb_local(&host, ddb_port)
+        .unwrap_or_else(|e| fail(format!("DynamoDB Local: {e}; set DYNAMODB_PORT")));
     // `services`: the emulator's clock starts two days ago, so that the audits run there (and
     // the next scheduled run) fall in the sweeper's window (the last 72 hours of real time).
     let devices = std::env::var("FLEET_DEVICES").unwrap_or_else(|_| "5000".into());
-    let mut args = emulator_args(emu_port, &devices, invoke_port);
+    let mut args = emulator_args(&host, emu_port, &devices, invoke_port);
     args.extend(["--drift-share".into(), "0.25".into()]);
     if mode == "services" {
         let two_days_ago = (chrono::Utc::now() - chrono::Duration::hours(48)).to_rfc3339();
@@ -60,7 +68,7 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(format!("emulator: {e}; set EMULATOR_PORT")));
     let url = emu.url();
-    let c = clients(&url, 5).await;
+    let c = clients_of(&url, &ddb, 5).await;
     let c_ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&system_tests::sdk(5).await).endpoint_url(&ddb).build(),
     );
@@ -101,20 +109,26 @@ async fn main() {
         functions.insert(name.to_owned(), spawn_function(name, &common, level).await);
     }
     let functions = Arc::new(functions);
-    let gateway = invoke_gateway(invoke_port, functions.clone()).await;
+    let gateway = invoke_gateway(&host, invoke_port, functions.clone()).await;
     println!(
         "Ready in {:.1} s: emulator {url}, DynamoDB Local {ddb}, functions {gateway}",
         started.elapsed().as_secs_f64()
     );
 
     if mode == "up" {
-        println!("\nPoint the AWS CLI at it:\n  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1");
+        let history = debug_bin("audit-history");
+        let history = history.strip_prefix(workspace()).unwrap_or(&history).display().to_string();
+        println!("\nPoint the AWS CLI at it (DynamoDB Local keeps tables per access key and region):");
+        println!("  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1");
         println!("  aws --endpoint-url {url} iot describe-account-audit-configuration");
-        println!("  aws --endpoint-url {ddb} dynamodb scan --table-name {TABLE} --select COUNT");
-        println!("  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {invoke_port} config-sync --data-file events/config-sync.dry-run.json");
-        println!("  curl -s {url}/_emulator/outbox   # digests, chat digests and notifications");
-        println!("  AWS_ENDPOINT_URL_DYNAMODB={ddb} TABLE_NAME={TABLE} target/debug/audit-history runs --audit daily-fleet-audit");
         println!("  aws --endpoint-url {url} iot list-audit-suppressions   # or: curl -s {url}/_emulator/suppressions");
+        println!("Apply the template's default setup, run its daily audit, ask the history (cargo-lambda: source .venv/bin/activate):");
+        println!("  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port {invoke_port} config-sync --data-file events/config-sync.cfn-create.json");
+        println!("  curl -s -XPOST {url}/_emulator/clock/advance -d '{{\"toNextScheduledRun\":true}}'   # the daily audit starts");
+        println!("  curl -s -XPOST {url}/_emulator/clock/advance -d '{{\"seconds\":60}}'   # and ends: its notification goes to audit-notification");
+        println!("  curl -s {url}/_emulator/outbox   # digests, chat digests and notifications");
+        println!("  aws --endpoint-url {ddb} dynamodb scan --table-name {TABLE} --select COUNT");
+        println!("  AWS_ENDPOINT_URL_DYNAMODB={ddb} TABLE_NAME={TABLE} {history} runs --audit daily-fleet-audit");
         println!("The functions' log lines appear below, prefixed with their name (FUNCTION_LOG=debug for more).");
         println!("Ctrl-C stops everything.");
         let _ = tokio::signal::ctrl_c().await;
