@@ -90,6 +90,7 @@ local-bins:
 # The emulator through another client: boto3/botocore (built by cargo-test).
 boto3-smoke: $(VENV)/.installed
 	$(VENV)/bin/python tests/python/boto3_smoke.py $(TARGET_DIR)/debug/device-defender-emulator
+	$(VENV)/bin/python tests/python/emulator_services.py $(TARGET_DIR)/debug/device-defender-emulator
 
 # The README's "Invoke locally" path as written: make services, cargo lambda watch, every sample
 # event through cargo lambda invoke, each outcome checked; the sam local block checked as far

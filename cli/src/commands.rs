@@ -195,11 +195,7 @@ fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, Com
         };
         return Err(CommandError::NoMember { member: m.to_string(), known });
     };
-    // Records written before the hub marked its own: every member prefixed, as then.
-    let prefix = match home {
-        Some(h) => m.key_prefix(&h.member),
-        None => format!("{}#{}#", m.account_id, m.region),
-    };
+    let prefix = m.key_prefix_of(home.map(|h| &h.member));
     Ok(Whose { prefix, label: format!(" of member {m}"), streams: record.streams.clone() })
 }
 

@@ -77,7 +77,13 @@ impl Member {
     /// What every key of this member's items starts with, seen from a hub whose own
     /// account-region is `home`: nothing for the home member, `<account>#<region>#` otherwise.
     pub fn key_prefix(&self, home: &Member) -> String {
-        if self == home {
+        self.key_prefix_of(Some(home))
+    }
+
+    /// [`Member::key_prefix`] where the home may be unknown (a table written before the hub
+    /// recorded which member is its own): every member is prefixed then.
+    pub fn key_prefix_of(&self, home: Option<&Member>) -> String {
+        if home == Some(self) {
             String::new()
         } else {
             format!("{}#{}#", self.account_id, self.region)
@@ -211,6 +217,7 @@ mod tests {
         let other_region = m("111122223333", "eu-west-1");
         assert_eq!(home.key_prefix(&home), "");
         assert_eq!(other.key_prefix(&home), "444455556666#us-east-1#");
+        assert_eq!(home.key_prefix_of(None), "111122223333#us-east-1#", "no known home: every member prefixed");
         assert_ne!(other_region.key_prefix(&home), home.key_prefix(&home));
         for member in [&home, &other, &other_region] {
             assert_eq!(Member::from_key_prefix(&member.key_prefix(&home), &home).as_ref(), Some(member));

@@ -4,25 +4,17 @@ validates and parses by the official service model. Run by `make test`:
     .venv/bin/python tests/python/boto3_smoke.py target/debug/device-defender-emulator
 """
 import json
-import subprocess
 import sys
 import urllib.request
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from emulator_process import running
 
 
 def main(binary):
-    proc = subprocess.Popen(
-        [binary, "--port", "0", "--frozen-clock", "--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "2000",
-         "--noncompliant-share", "0.3", "--access-key", "HUBKEY=111111111111",
-         "--role", "arn:aws:iam::222222222222:role/audit-reader=111111111111"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
-        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
-                  config=Config(retries={"max_attempts": 1}))
+    with running(binary, 2000, 0.3) as (url, kw):
         iot, sns = boto3.client("iot", **kw), boto3.client("sns", **kw)
         checks = ["DEVICE_CERTIFICATE_EXPIRING_CHECK", "DEVICE_CERTIFICATE_AGE_CHECK", "LOGGING_DISABLED_CHECK"]
 
@@ -138,8 +130,6 @@ def main(binary):
         except ClientError as e:
             assert e.response["Error"]["Code"] == "AccessDenied", e.response
         print(f"boto3 smoke test: ok ({expected} findings paged, {len(names)} audits listed, {len(listed)} suppressions listed, STS)")
-    finally:
-        proc.kill()
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ written here, independently of the emulator's (botocore itself does not check it
 import hashlib
 import json
 import struct
-import subprocess
 import sys
 import urllib.request
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from emulator_process import running
 
 START_MS = 1768435200000  # 2026-01-15T00:00:00Z, the frozen clock's start
 
@@ -174,15 +174,7 @@ def iot_findings_and_tags(url, iot):
 
 
 def main(binary):
-    proc = subprocess.Popen(
-        [binary, "--port", "0", "--frozen-clock", "--start-time", "2026-01-15T00:00:00Z", "--fleet-devices", "500",
-         "--noncompliant-share", "0.2", "--access-key", "HUBKEY=111111111111",
-         "--role", "arn:aws:iam::222222222222:role/audit-reader=111111111111"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
-        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
-                  config=Config(retries={"max_attempts": 1}))
+    with running(binary, 500, 0.2) as (url, kw):
         sns, sqs, iot = boto3.client("sns", **kw), boto3.client("sqs", **kw), boto3.client("iot", **kw)
         sns_topics_and_subscriptions(url, sns, sqs)
         sqs_messages_and_batches(sqs)
@@ -199,8 +191,6 @@ def main(binary):
         assert who["Arn"] == "arn:aws:sts::222222222222:assumed-role/audit-reader/hub", who
         print(f"emulator services (boto3): ok (SNS attributes, confirmation, raw delivery; SQS attributes, MD5, batches; "
               f"{described} findings described; tags; STS UserId)")
-    finally:
-        proc.kill()
 
 
 if __name__ == "__main__":
