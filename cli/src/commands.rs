@@ -6,7 +6,7 @@
 use crate::output::{minute, Cell, Column, Rows};
 use crate::{Cli, Command};
 use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoTaskStore};
-use audit_shared::history::{open_findings, period_stats, OpenFilter};
+use audit_shared::history::{episodes_until, muted_at, open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::DAY_MS;
 use audit_shared::member::Member;
 use audit_shared::ports::{Episode, MemberRecord, MemberStore, PortError, TaskStore};
@@ -172,21 +172,18 @@ struct Whose {
     prefix: String,
     /// ` of member ACCOUNT:REGION`, or empty.
     label: String,
-    /// The audits (streams) its record says it notified, when the table has its record.
-    streams: Vec<String>,
+    /// The audits (streams) its record says it notified; `None` when the records were not
+    /// read (the hub's own, read only if an error is to name them).
+    streams: Option<Vec<String>>,
 }
 
 /// Resolves `--member`: it must be one the table's member records name. The hub's own
 /// account-region (its record says `home`) reads the unprefixed keys.
 fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, CommandError> {
-    let home = records.iter().find(|r| r.home);
     let Some(m) = member else {
-        return Ok(Whose {
-            prefix: String::new(),
-            label: String::new(),
-            streams: home.map(|r| r.streams.clone()).unwrap_or_default(),
-        });
+        return Ok(Whose { prefix: String::new(), label: String::new(), streams: None });
     };
+    let home = records.iter().find(|r| r.home);
     let Some(record) = records.iter().find(|r| r.member == *m) else {
         let known: Vec<String> = records.iter().map(|r| r.member.to_string()).collect();
         let known = match known.is_empty() {
@@ -196,17 +193,26 @@ fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, Com
         return Err(CommandError::NoMember { member: m.to_string(), known });
     };
     let prefix = m.key_prefix_of(home.map(|h| &h.member));
-    Ok(Whose { prefix, label: format!(" of member {m}"), streams: record.streams.clone() })
+    Ok(Whose { prefix, label: format!(" of member {m}"), streams: Some(record.streams.clone()) })
 }
 
 /// Refuses an audit the table has no run of, naming the ones it has.
-async fn known_audit(tasks: &DynamoTaskStore, audit: &str, whose: &Whose) -> Result<(), CommandError> {
+async fn known_audit(
+    tasks: &DynamoTaskStore,
+    members: &DynamoMemberStore,
+    audit: &str,
+    whose: &Whose,
+) -> Result<(), CommandError> {
     if !tasks.recent_runs(audit, i64::MAX, 1).await?.is_empty() {
         return Ok(());
     }
-    let known = match whose.streams.is_empty() {
+    let streams = match &whose.streams {
+        Some(s) => s.clone(),
+        None => members.members().await?.into_iter().find(|r| r.home).map(|r| r.streams).unwrap_or_default(),
+    };
+    let known = match streams.is_empty() {
         true => String::new(),
-        false => format!(" (audits it has: {})", whose.streams.join(", ")),
+        false => format!(" (audits it has: {})", streams.join(", ")),
     };
     Err(CommandError::NoAudit { audit: audit.to_owned(), whose: whose.label.clone(), known })
 }
@@ -228,7 +234,11 @@ fn known_check(check: &str, episodes: &[Episode]) -> Result<(), CommandError> {
 pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, CommandError> {
     let base = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
     let member_store = DynamoMemberStore::new(client.clone(), cli.table.clone(), base.meter());
-    let records = member_store.members().await?;
+    // The member records, read only when they answer or resolve `--member`.
+    let records = match cli.member.is_some() || matches!(cli.command, Command::Members) {
+        true => member_store.members().await?,
+        false => Vec::new(),
+    };
     let whose = whose(cli.member.as_ref(), &records)?;
     let tasks = base.for_member(whose.prefix.clone());
     let store =
@@ -255,7 +265,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             Ok(rows)
         }
         Command::Runs { audit, limit } => {
-            known_audit(&tasks, audit, &whose).await?;
+            known_audit(&tasks, &member_store, audit, &whose).await?;
             // Runs started by `--at` (the bound is exclusive), else every one.
             let before = at.map_or(i64::MAX, |t| t.saturating_add(1));
             let runs = tasks.recent_runs(audit, before, usize::from(*limit)).await?;
@@ -283,7 +293,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
                 Some(s) => Some(Severity::parse_known(s).ok_or_else(|| CommandError::Severity(s.clone()))?),
                 None => None,
             };
-            known_audit(&tasks, audit, &whose).await?;
+            known_audit(&tasks, &member_store, audit, &whose).await?;
             let all = episodes(&store, audit, cli.quiet).await?;
             if let Some(c) = check {
                 known_check(c, &all)?;
@@ -328,34 +338,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         Command::Resource { key, include_muted } => {
             let found = crate::resource::episodes(&store, key, cli.quiet).await?;
             let now = answer_time(at, found.iter().flat_map(times));
-            // Each episode (earlier ones from the history, then the stored one) as it stood at `now`.
-            let mut spans: Vec<Episode> = Vec::new();
-            for e in found {
-                for (f, r) in &e.history {
-                    spans.push(Episode {
-                        first_seen: *f,
-                        resolved_at: Some(*r),
-                        came_back: 0,
-                        suppressed: false,
-                        ..e.clone()
-                    });
-                }
-                spans.push(e);
-            }
-            let mut shown: Vec<Episode> = spans
-                .into_iter()
-                .filter(|e| e.first_seen <= now)
-                .map(|mut e| {
-                    if e.resolved_at.is_some_and(|r| r > now) {
-                        e.resolved_at = None;
-                    }
-                    if e.muted_changed_at.is_some_and(|m| m > now) {
-                        e.suppressed = !e.suppressed;
-                    }
-                    e
-                })
-                .collect();
-            shown.sort_by(|a, b| (&a.stream, a.first_seen).cmp(&(&b.stream, b.first_seen)));
+            let mut shown = episodes_until(found, now);
             let before = shown.len();
             shown.retain(|e| *include_muted || !e.suppressed);
             note_muted(before - shown.len(), cli.quiet);
@@ -385,7 +368,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             let start = s.outline.task_start_time;
             let mut found: Vec<Episode> = store.run_findings(&s).await?;
             for e in &mut found {
-                e.suppressed ^= e.muted_changed_at.is_some_and(|m| m > start);
+                e.suppressed = muted_at(e, start);
             }
             found.sort_by(|a, b| {
                 (&a.finding.severity, &a.finding.check_name, &a.resource_key).cmp(&(
@@ -409,7 +392,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             if let Some(until) = until.filter(|u| u < since) {
                 return Err(CommandError::Period { since: since.to_string(), until: until.to_string() });
             }
-            known_audit(&tasks, audit, &whose).await?;
+            known_audit(&tasks, &member_store, audit, &whose).await?;
             let all = episodes(&store, audit, cli.quiet).await?;
             let now = answer_time(at, all.iter().flat_map(times));
             let today = chrono::DateTime::from_timestamp_millis(now).map_or(*since, |t| t.date_naive());

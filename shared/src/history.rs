@@ -40,11 +40,45 @@ pub fn as_of(mut e: Episode, at: i64) -> Option<Episode> {
         e.first_seen = *first;
         e.resolved_at = None;
     }
-    // Muted or unmuted since: it was the other way then.
-    if e.muted_changed_at.is_some_and(|m| m > at) {
-        e.suppressed = !e.suppressed;
-    }
+    e.suppressed = muted_at(&e, at);
     Some(e)
+}
+
+/// Whether `e` was muted at `at` (epoch ms): as it is now, unless it was muted or unmuted
+/// since, when it was the other way.
+pub fn muted_at(e: &Episode, at: i64) -> bool {
+    e.suppressed ^ e.muted_changed_at.is_some_and(|m| m > at)
+}
+
+/// Every episode the findings `found` had by `at` (epoch ms), each as it stood then: the
+/// earlier ones of a finding's history (never muted), then the stored one; an episode resolved
+/// after `at` is open, one begun after it is left out. By stream, oldest first.
+pub fn episodes_until(found: Vec<Episode>, at: i64) -> Vec<Episode> {
+    let mut spans = Vec::new();
+    for e in found {
+        for (first, resolved) in &e.history {
+            spans.push(Episode {
+                first_seen: *first,
+                resolved_at: Some(*resolved),
+                came_back: 0,
+                suppressed: false,
+                muted_changed_at: None,
+                ..e.clone()
+            });
+        }
+        spans.push(e);
+    }
+    let mut shown: Vec<Episode> = spans
+        .into_iter()
+        .filter(|e| e.first_seen <= at)
+        .map(|mut e| {
+            e.resolved_at = e.resolved_at.filter(|r| *r <= at);
+            e.suppressed = muted_at(&e, at);
+            e
+        })
+        .collect();
+    shown.sort_by(|a, b| (&a.stream, a.first_seen).cmp(&(&b.stream, b.first_seen)));
+    shown
 }
 
 /// The episodes open at `now` (epoch ms; an earlier time answers as the history stood then:
@@ -242,6 +276,20 @@ mod tests {
         };
         assert_eq!((back_at(6 * DAY_MS), back_at(20 * DAY_MS)), (Some(0), Some(1)), "not back yet at day 6");
         assert_eq!(at(40 * DAY_MS).len(), 2, "now: the open ones");
+    }
+
+    #[test]
+    fn a_resource_s_episodes_until_a_time_are_those_begun_by_then_as_they_stood() {
+        // Open days 2-8, back from day 15 (muted on day 18).
+        let mut back = episode("A", Severity::Critical, "back", 15 * DAY_MS, None, vec![(2 * DAY_MS, 8 * DAY_MS)]);
+        (back.suppressed, back.muted_changed_at) = (true, Some(18 * DAY_MS));
+        let spans = |t: i64| -> Vec<(i64, Option<i64>, bool)> {
+            episodes_until(vec![back.clone()], t).iter().map(|e| (e.first_seen, e.resolved_at, e.suppressed)).collect()
+        };
+        assert_eq!(spans(5 * DAY_MS), [(2 * DAY_MS, None, false)], "open then, resolved later");
+        assert_eq!(spans(16 * DAY_MS), [(2 * DAY_MS, Some(8 * DAY_MS), false), (15 * DAY_MS, None, false)]);
+        assert_eq!(spans(20 * DAY_MS), [(2 * DAY_MS, Some(8 * DAY_MS), false), (15 * DAY_MS, None, true)]);
+        assert!(spans(DAY_MS).is_empty(), "nothing begun yet");
     }
 
     #[test]

@@ -8,37 +8,32 @@
 //! and, for when none of them is stored, the key prefixes to look for instead.
 
 use crate::finding::resource_key;
+use crate::suppression::identifier_fields;
+use crate::vocabulary::ResourceType;
 use std::collections::BTreeMap;
 
-/// The fields of AWS's `ResourceIdentifier`, flattened as the history stores them (the service
-/// model's `ResourceIdentifier`, `PolicyVersionIdentifier` and `IssuerCertificateIdentifier`).
-pub const IDENTIFIER_FIELDS: [&str; 13] = [
-    "deviceCertificateId",
-    "caCertificateId",
-    "cognitoIdentityPoolId",
-    "clientId",
-    "policyVersionIdentifier.policyName",
-    "policyVersionIdentifier.policyVersionId",
-    "account",
-    "iamRoleArn",
-    "roleAliasArn",
-    "issuerCertificateIdentifier.issuerCertificateSubject",
-    "issuerCertificateIdentifier.issuerId",
-    "issuerCertificateIdentifier.issuerCertificateSerialNumber",
-    "deviceCertificateArn",
-];
+/// The one member of AWS's `ResourceIdentifier` that is no resource type's identifier (see
+/// [`identifier_fields`]).
+const DEVICE_CERTIFICATE_ARN: &str = "deviceCertificateArn";
 
-/// The fields one value identifies a resource by.
-const SINGLE_FIELDS: [&str; 8] = [
-    "deviceCertificateId",
-    "caCertificateId",
-    "cognitoIdentityPoolId",
-    "clientId",
-    "account",
-    "iamRoleArn",
-    "roleAliasArn",
-    "deviceCertificateArn",
-];
+/// The fields of AWS's `ResourceIdentifier`, flattened as the history stores them: each
+/// resource type's identifier fields, and `deviceCertificateArn`.
+pub fn known_fields() -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = ResourceType::KNOWN.iter().flat_map(identifier_fields).copied().collect();
+    fields.push(DEVICE_CERTIFICATE_ARN);
+    fields.dedup();
+    fields
+}
+
+/// The fields one value identifies a resource by: those of the types identified by one field.
+fn single_fields() -> impl Iterator<Item = &'static str> {
+    ResourceType::KNOWN
+        .iter()
+        .map(identifier_fields)
+        .filter(|f| f.len() == 1)
+        .map(|f| f[0])
+        .chain([DEVICE_CERTIFICATE_ARN])
+}
 
 /// The fields whose values digests cut short (certificate ids, to 16 characters and `…`).
 const CUT_FIELDS: [&str; 2] = ["deviceCertificateId", "caCertificateId"];
@@ -53,7 +48,7 @@ pub enum LookupError {
     Empty,
     #[error("'{0}' is not field=value")]
     NotPair(String),
-    #[error("unknown resource field '{field}' (fields: {})", IDENTIFIER_FIELDS.join(", "))]
+    #[error("unknown resource field '{field}' (fields: {})", known_fields().join(", "))]
     UnknownField { field: String },
     #[error("field '{0}' is given twice")]
     Repeated(String),
@@ -71,7 +66,7 @@ pub struct ResourceLookup {
 /// The stored field a typed field name means: itself, or the one stored field it ends
 /// (`policyName` → `policyVersionIdentifier.policyName`).
 fn field(name: &str) -> Option<&'static str> {
-    IDENTIFIER_FIELDS.iter().copied().find(|f| *f == name || f.rsplit('.').next() == Some(name))
+    known_fields().into_iter().find(|f| *f == name || f.rsplit('.').next() == Some(name))
 }
 
 /// The value without the mark of a cut (`…` or `...`), and whether it was cut.
@@ -94,7 +89,7 @@ pub fn lookup(typed: &str) -> Result<ResourceLookup, LookupError> {
     let (value, cut) = uncut(typed);
     let mut found = ResourceLookup::default();
     if !cut {
-        found.exact = SINGLE_FIELDS.iter().map(|f| format!("{f}={value}")).collect();
+        found.exact = single_fields().map(|f| format!("{f}={value}")).collect();
         // A policy as digests label it: `<name> v<version>`.
         if let Some((name, version)) = value
             .rsplit_once(" v")
@@ -179,6 +174,33 @@ mod tests {
         let thing = lookup("thermostat-42").unwrap();
         assert!(thing.exact.contains(&"clientId=thermostat-42".to_owned()));
         assert!(thing.prefixes.contains(&"policyVersionIdentifier.policyName=thermostat-42|".to_owned()));
+    }
+
+    #[test]
+    fn the_fields_are_the_service_model_s_resource_identifier() {
+        // ResourceIdentifier, PolicyVersionIdentifier and IssuerCertificateIdentifier of the
+        // IoT service model, flattened.
+        let mut model = vec![
+            "deviceCertificateId",
+            "caCertificateId",
+            "cognitoIdentityPoolId",
+            "clientId",
+            "policyVersionIdentifier.policyName",
+            "policyVersionIdentifier.policyVersionId",
+            "account",
+            "iamRoleArn",
+            "roleAliasArn",
+            "issuerCertificateIdentifier.issuerCertificateSubject",
+            "issuerCertificateIdentifier.issuerId",
+            "issuerCertificateIdentifier.issuerCertificateSerialNumber",
+            "deviceCertificateArn",
+        ];
+        let mut known = known_fields();
+        known.sort();
+        model.sort();
+        assert_eq!(known, model);
+        let single: Vec<&str> = single_fields().collect();
+        assert!(single.contains(&"clientId") && !single.iter().any(|f| f.contains('.')), "{single:?}");
     }
 
     #[test]
