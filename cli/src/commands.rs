@@ -9,6 +9,7 @@ use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoT
 use audit_shared::history::{episodes_until, muted_at, open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::DAY_MS;
 use audit_shared::member::Member;
+use audit_shared::membership::MemberState;
 use audit_shared::ports::{Episode, MemberRecord, MemberStore, PortError, TaskStore};
 use audit_shared::resource_lookup::LookupError;
 use audit_shared::summary::{IngestState, LifecycleState, TaskSummary};
@@ -40,6 +41,12 @@ pub enum CommandError {
     SinceAfterEnd { since: String, end: String },
     #[error("--at does not apply to members: the table keeps only each member's latest state")]
     MembersAt,
+    #[error("retire needs --member ACCOUNT:REGION (audit-history members lists them)")]
+    RetireWhom,
+    #[error("member {0} is the hub's own account-region: it cannot be retired (delete the hub stack instead)")]
+    RetireHome(String),
+    #[error("--reason is empty: say why the member is retired (the roll-up prints it)")]
+    RetireWhy,
     #[error("resource: {0}")]
     Lookup(#[from] LookupError),
     #[error("no resource matches '{0}' (audit-history resource --help lists the forms it takes)")]
@@ -196,6 +203,46 @@ fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, Com
     Ok(Whose { prefix, label: format!(" of member {m}"), streams: Some(record.streams.clone()) })
 }
 
+/// The columns `members` and `retire` print.
+fn member_rows() -> Rows {
+    Rows::plain(&[
+        "account",
+        "region",
+        "state",
+        "joined",
+        "last_audit",
+        "last_task",
+        "notified",
+        "streams",
+        "schedules",
+        "problem",
+        "retired",
+        "retired_why",
+    ])
+}
+
+/// One member's row. The state is what the record says; silence is judged by the roll-up
+/// (against each member's schedule and the hub's grace), so a member is never called silent here.
+fn member_row(m: MemberRecord) -> Vec<Cell> {
+    let state = MemberState::of(m.retired.is_some(), m.problem.is_some(), false, m.last_audit_start.is_some());
+    let schedules =
+        m.schedules.unwrap_or_default().into_iter().map(|a| format!("{} {}", a.audit, a.schedule)).collect();
+    vec![
+        Cell::Text(m.member.account_id),
+        Cell::Text(m.member.region),
+        Cell::Text(state.to_string()),
+        Cell::Time(m.joined_at),
+        Cell::Time(m.last_audit_start),
+        Cell::Text(m.last_task.unwrap_or_default()),
+        Cell::Time(m.last_notified),
+        Cell::List(m.streams),
+        Cell::List(schedules),
+        Cell::Text(m.problem.unwrap_or_default()),
+        Cell::Time(m.retired.as_ref().map(|r| r.at)),
+        Cell::Text(m.retired.map(|r| r.reason).unwrap_or_default()),
+    ]
+}
+
 /// Refuses an audit the table has no run of, naming the ones it has.
 async fn known_audit(
     tasks: &DynamoTaskStore,
@@ -235,7 +282,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
     let base = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
     let member_store = DynamoMemberStore::new(client.clone(), cli.table.clone(), base.meter());
     // The member records, read only when they answer or resolve `--member`.
-    let records = match cli.member.is_some() || matches!(cli.command, Command::Members) {
+    let records = match cli.member.is_some() || matches!(cli.command, Command::Members | Command::Retire { .. }) {
         true => member_store.members().await?,
         false => Vec::new(),
     };
@@ -249,18 +296,27 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             if cli.at.is_some() {
                 return Err(CommandError::MembersAt);
             }
-            let mut rows =
-                Rows::plain(&["account", "region", "last_audit", "last_task", "notified", "streams", "problem"]);
+            let mut rows = member_rows();
             for m in records {
-                rows.push(vec![
-                    Cell::Text(m.member.account_id),
-                    Cell::Text(m.member.region),
-                    Cell::Time(m.last_audit_start),
-                    Cell::Text(m.last_task.unwrap_or_default()),
-                    Cell::Time(m.last_notified),
-                    Cell::List(m.streams),
-                    Cell::Text(m.problem.unwrap_or_default()),
-                ]);
+                rows.push(member_row(m));
+            }
+            Ok(rows)
+        }
+        Command::Retire { reason } => {
+            let Some(member) = &cli.member else { return Err(CommandError::RetireWhom) };
+            if reason.trim().is_empty() {
+                return Err(CommandError::RetireWhy);
+            }
+            if records.iter().any(|r| r.home && r.member == *member) {
+                return Err(CommandError::RetireHome(member.to_string()));
+            }
+            let reason = format!("retired with audit-history: {}", reason.trim());
+            if !member_store.retire(member, &reason, now_ms()).await? {
+                eprintln!("member {member} was retired already: its retirement is unchanged");
+            }
+            let mut rows = member_rows();
+            for m in member_store.members().await?.into_iter().filter(|r| r.member == *member) {
+                rows.push(member_row(m));
             }
             Ok(rows)
         }

@@ -122,9 +122,19 @@ pub enum Command {
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
     },
-    /// The member account-regions a hub serves: latest audit, when notified, streams, and why
-    /// one cannot be read.
+    /// The member account-regions a hub serves: state (joined, reporting, unreadable,
+    /// retired; silence is the roll-up's to judge, against each member's schedule), latest
+    /// audit, when notified, streams, scheduled audits, why one cannot be read, and why one was
+    /// retired.
     Members,
+    /// Retires the member named by --member (its account left, or its stack instance was
+    /// deleted): the next roll-up lists it once, then no roll-up counts or names it. It comes
+    /// back by itself if it notifies again or its stack subscribes again.
+    Retire {
+        /// Why (recorded, and printed by the roll-up): e.g. "decommissioned, SEC-210".
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[tokio::main]

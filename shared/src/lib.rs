@@ -2,7 +2,7 @@
 //!
 //! Invariant: the domain modules do no I/O and name no `aws_sdk_*` type. They hold the audit
 //! vocabulary ([`vocabulary`], [`checks`]), the SNS audit notification ([`notification`]),
-//! what the function is asked to do ([`work`]), the account-regions a hub serves ([`member`]) and their roll-up ([`rollup`]), task summaries and ingest progress
+//! what the function is asked to do ([`work`]), the account-regions a hub serves ([`member`]), their life from joined to retired ([`membership`]) and their roll-up ([`rollup`]), task summaries and ingest progress
 //! ([`summary`]), findings ([`finding`]) and what a person types for a resource ([`resource_lookup`]), the digest ([`digest`]) and the scheduled-audit day
 //! rules ([`schedule`]) as plain types and pure functions; [`settings`] reads each function's
 //! environment the same way. [`ports`] names what the Lambdas need
@@ -21,6 +21,7 @@ pub mod finding;
 pub mod history;
 pub mod lifecycle;
 pub mod member;
+pub mod membership;
 pub mod notification;
 pub mod ports;
 pub mod resource_lookup;

@@ -62,6 +62,9 @@ pub trait AuditReader: Send + Sync {
     fn list_tasks(&self, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Vec<TaskRef>, PortError>> + Send;
     /// Every audit finding suppression of the account (ListAuditSuppressions, all pages).
     fn list_suppressions(&self) -> impl Future<Output = Result<Vec<SuppressionInfo>, PortError>> + Send;
+    /// Every scheduled audit of the account with its schedule (ListScheduledAudits, all pages).
+    fn scheduled_audits(&self)
+        -> impl Future<Output = Result<Vec<crate::membership::AuditSchedule>, PortError>> + Send;
     /// Attempts answered with throttling so far, retried ones included (a running total: take
     /// differences).
     fn throttled_attempts(&self) -> u64;
@@ -364,6 +367,13 @@ pub struct MemberRecord {
     /// The hub's own account-region (its keys are unprefixed: see
     /// [`crate::member::Member::key_prefix`]); recorded with each of its notifications.
     pub home: bool,
+    /// When it joined: its subscription of the hub's queue was confirmed, or its first
+    /// notification arrived (epoch ms). Set again when a retired member comes back.
+    pub joined_at: Option<i64>,
+    /// Its scheduled audits, as last read from its account; `None` before the hub read them.
+    pub schedules: Option<Vec<crate::membership::AuditSchedule>>,
+    /// Set when it was retired.
+    pub retired: Option<crate::membership::Retirement>,
 }
 
 /// Whether an invocation may read a member's findings now.
@@ -423,6 +433,41 @@ pub trait MemberStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Every member recorded, by account and region.
     fn members(&self) -> impl Future<Output = Result<Vec<MemberRecord>, PortError>> + Send;
+    /// Records that `member` joined at `at_ms` (its subscription of the hub's queue was
+    /// confirmed): the first time sets when it joined; a retired member is back.
+    fn note_joined(
+        &self,
+        member: &crate::member::Member,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Records `member`'s scheduled audits, read from its account at `at_ms`.
+    fn note_schedules(
+        &self,
+        member: &crate::member::Member,
+        schedules: &[crate::membership::AuditSchedule],
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Retires `member` at `at_ms` for `reason`, unless it is retired already: true when this
+    /// call retired it.
+    fn retire(
+        &self,
+        member: &crate::member::Member,
+        reason: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Records that a roll-up listed `member`'s retirement (of `at_ms`): later ones leave it out.
+    fn note_retirement_reported(
+        &self,
+        member: &crate::member::Member,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The organization's accounts (AWS Organizations `ListAccounts`).
+pub trait OrganizationAccounts: Send + Sync {
+    /// Every account of the organization with its status; `Permanent` when the hub may not
+    /// list them (it is neither the management account nor allowed by a delegation policy).
+    fn accounts(&self) -> impl Future<Output = Result<Vec<crate::membership::OrgAccount>, PortError>> + Send;
 }
 
 /// Reads a member's audit configuration (through its hub-access role).

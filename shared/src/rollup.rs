@@ -9,11 +9,15 @@
 //!   (audits whose checks overlap count a finding once per audit, as their digests do);
 //! - new and resolved are the sums over the runs that started after the last roll-up;
 //! - overdue is the latest run's, per stream, summed;
-//! - a member is silent when no audit that started within the window was notified (expected
-//!   members that never sent one included): a broken notification path shows up here.
+//! - a member is silent when one of its scheduled audits did not reach the hub by the end of
+//!   the day its own schedule made it due, plus a grace ([`crate::membership::missed_audits`];
+//!   expected members that never sent one included): a broken notification path shows up here;
+//! - a retired member is listed once, in the roll-up after its retirement, and counted nowhere;
+//!   members that joined since the last roll-up are listed.
 
 use crate::digest::fmt_time;
 use crate::member::Member;
+use crate::membership::{missed_audits, AuditSchedule, MemberState, Retirement};
 use crate::vocabulary::Severity;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,9 +56,31 @@ pub struct MemberInput {
     pub name: Option<String>,
     /// Start of the latest audit it notified (epoch ms).
     pub last_audit: Option<i64>,
+    /// When it joined (epoch ms).
+    pub joined_at: Option<i64>,
+    /// Its scheduled audits, when the hub has read them.
+    pub schedules: Option<Vec<AuditSchedule>>,
+    pub retired: Option<Retirement>,
     pub problem: Option<String>,
     pub problem_at: Option<i64>,
     pub streams: Vec<StreamRuns>,
+}
+
+impl MemberInput {
+    /// A member the hub knows nothing of yet (an expected one).
+    pub fn unknown(member: Member) -> MemberInput {
+        MemberInput {
+            member,
+            name: None,
+            last_audit: None,
+            joined_at: None,
+            schedules: None,
+            retired: None,
+            problem: None,
+            problem_at: None,
+            streams: Vec::new(),
+        }
+    }
 }
 
 /// One member's line.
@@ -75,7 +101,15 @@ pub struct MemberLine {
     /// Start of the latest audit it notified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit: Option<i64>,
+    /// When it joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<i64>,
+    /// Where it is in its life.
+    pub state: MemberState,
     pub silent: bool,
+    /// For a silent member: its audits that did not arrive in time, each said in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     /// For a silent member: what its audit configuration says (why nothing reaches the hub),
@@ -92,6 +126,19 @@ impl MemberLine {
             None => format!("{} {}", self.account_id, self.region),
         }
     }
+}
+
+/// A member retired since the last roll-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredLine {
+    pub account_id: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it was retired (epoch ms).
+    pub at: i64,
+    pub reason: String,
 }
 
 /// One account's totals over its regions, for the worst-accounts list.
@@ -122,8 +169,13 @@ pub struct Rollup {
     pub overdue: Counts,
     /// At most [`MAX_WORST`] accounts, worst first.
     pub worst: Vec<AccountLine>,
-    /// Silence window (ms).
-    pub silent_after: i64,
+    /// Members retired and not listed by a roll-up before (listed here, counted nowhere).
+    pub retired: Vec<RetiredLine>,
+    /// Grace after a member's audit was due before it is silent (ms).
+    pub grace: i64,
+    /// What kept the roll-up from retiring members that left the organization, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_note: Option<String>,
 }
 
 /// Accounts the worst list names.
@@ -153,21 +205,34 @@ fn badness(a: &AccountLine) -> impl Ord {
 
 /// Builds the roll-up of `members` (recorded ones) and `expected` (configured ones, which may
 /// never have sent anything) at `now`; new/resolved count runs started after `since`; a member
-/// whose latest notified audit started more than `silent_after` ms ago is silent.
-pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64, silent_after: i64) -> Rollup {
+/// whose scheduled audit did not arrive by the end of its due day plus `grace` ms is silent.
+pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64, grace: i64) -> Rollup {
     let mut inputs: BTreeMap<Member, MemberInput> = members.iter().map(|m| (m.member.clone(), m.clone())).collect();
     for e in expected {
-        inputs.entry(e.clone()).or_insert_with(|| MemberInput {
-            member: e.clone(),
-            name: None,
-            last_audit: None,
-            problem: None,
-            problem_at: None,
-            streams: Vec::new(),
-        });
+        inputs.entry(e.clone()).or_insert_with(|| MemberInput::unknown(e.clone()));
     }
     let mut lines = Vec::new();
+    let mut retired = Vec::new();
     for m in inputs.values() {
+        if let Some(r) = &m.retired {
+            if !r.reported {
+                retired.push(RetiredLine {
+                    account_id: m.member.account_id.clone(),
+                    region: m.member.region.clone(),
+                    name: m.name.clone(),
+                    at: r.at,
+                    reason: r.reason.clone(),
+                });
+            }
+            continue;
+        }
+        let last_runs: BTreeMap<String, i64> = m
+            .streams
+            .iter()
+            .filter_map(|s| Some((s.stream.clone(), s.runs.iter().map(|r| r.task_start_time).max()?)))
+            .collect();
+        let missed = missed_audits(m.schedules.as_deref(), &last_runs, m.last_audit, m.joined_at, now, grace);
+        let silent = !missed.is_empty();
         let mut line = MemberLine {
             account_id: m.member.account_id.clone(),
             region: m.member.region.clone(),
@@ -178,7 +243,10 @@ pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64,
             overdue: Counts::new(),
             last_run: None,
             last_audit: m.last_audit,
-            silent: m.last_audit.is_none_or(|t| now - t > silent_after),
+            joined_at: m.joined_at,
+            state: MemberState::of(false, m.problem.is_some(), silent, m.last_audit.is_some()),
+            silent,
+            missed: missed.iter().map(ToString::to_string).collect(),
             problem: m.problem.clone(),
             setup: None,
         };
@@ -219,13 +287,30 @@ pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64,
         accounts.into_values().filter(|a| a.open.values().sum::<u64>() + a.overdue.values().sum::<u64>() > 0).collect();
     worst.sort_by(|a, b| badness(b).cmp(&badness(a)).then_with(|| a.account_id.cmp(&b.account_id)));
     worst.truncate(MAX_WORST);
-    Rollup { at: now, since, members: lines, open, new, resolved, overdue, worst, silent_after }
+    Rollup {
+        at: now,
+        since,
+        members: lines,
+        open,
+        new,
+        resolved,
+        overdue,
+        worst,
+        retired,
+        grace,
+        organization_note: None,
+    }
 }
 
 impl Rollup {
     /// Members that sent no notification within the window.
     pub fn silent(&self) -> impl Iterator<Item = &MemberLine> {
         self.members.iter().filter(|m| m.silent)
+    }
+
+    /// Members that joined since the last roll-up.
+    pub fn joined(&self) -> impl Iterator<Item = &MemberLine> {
+        self.members.iter().filter(|m| m.joined_at.is_some_and(|t| t > self.since))
     }
 
     /// Members whose findings could not be read.
@@ -252,6 +337,9 @@ impl Rollup {
         if problems > 0 {
             let _ = write!(s, ", {problems} unreadable");
         }
+        if !self.retired.is_empty() {
+            let _ = write!(s, ", {} retired", self.retired.len());
+        }
         if s.chars().count() > 100 {
             s = s.chars().take(99).collect::<String>() + "…";
         }
@@ -276,20 +364,16 @@ impl Rollup {
         if !silent.is_empty() {
             let _ = writeln!(
                 out,
-                "\nSilent ({}: no audit started in the last {} h was notified; check the member's notification topic and audit schedule):",
+                "\nSilent ({}: a scheduled audit did not reach the hub by the end of the day it was due + {} h; check the member's notification topic and audit schedule):",
                 silent.len(),
-                self.silent_after / 3_600_000
+                self.grace / 3_600_000
             );
             for m in silent {
-                let last = m.last_audit.map_or_else(|| "never".to_owned(), |t| format!("last audit {}", fmt_time(t)));
-                match &m.setup {
-                    Some(setup) => {
-                        let _ = writeln!(out, "  {}: {last}; {setup}", m.label());
-                    }
-                    None => {
-                        let _ = writeln!(out, "  {}: {last}", m.label());
-                    }
+                let mut why = m.missed.join("; ");
+                if let Some(setup) = &m.setup {
+                    let _ = write!(why, "; {setup}");
                 }
+                let _ = writeln!(out, "  {}: {why}", m.label());
             }
         }
         let problems: Vec<&MemberLine> = self.with_problems().collect();
@@ -298,6 +382,26 @@ impl Rollup {
             for m in problems {
                 let _ = writeln!(out, "  {}: {}", m.label(), m.problem.as_deref().unwrap_or_default());
             }
+        }
+        let joined: Vec<&MemberLine> = self.joined().collect();
+        if !joined.is_empty() {
+            let _ = writeln!(out, "\nJoined since the last roll-up ({}):", joined.len());
+            for m in joined {
+                let _ = writeln!(out, "  {}: joined {}", m.label(), m.joined_at.map(fmt_time).unwrap_or_default());
+            }
+        }
+        if !self.retired.is_empty() {
+            let _ = writeln!(out, "\nRetired since the last roll-up ({}; not listed again):", self.retired.len());
+            for r in &self.retired {
+                let label = match &r.name {
+                    Some(n) => format!("{n} ({}) {}", r.account_id, r.region),
+                    None => format!("{} {}", r.account_id, r.region),
+                };
+                let _ = writeln!(out, "  {label}: retired {}: {}", fmt_time(r.at), r.reason);
+            }
+        }
+        if let Some(note) = &self.organization_note {
+            let _ = writeln!(out, "\n{note}");
         }
         if !self.worst.is_empty() {
             let _ = writeln!(out, "\nWorst accounts:");
@@ -317,15 +421,16 @@ impl Rollup {
         }
         let _ = writeln!(
             out,
-            "\nBy account and region (open CRITICAL/HIGH/MEDIUM/LOW · new · resolved · overdue · last audit):"
+            "\nBy account and region (state · open CRITICAL/HIGH/MEDIUM/LOW · new · resolved · overdue · last audit):"
         );
         for m in &self.members {
             let open =
                 sev.iter().map(|s| m.open.get(*s).copied().unwrap_or(0).to_string()).collect::<Vec<_>>().join("/");
             let _ = writeln!(
                 out,
-                "  {}: {open} · {} · {} · {} · {}",
+                "  {}: {} · {open} · {} · {} · {} · {}",
                 m.label(),
+                m.state,
                 m.new.values().sum::<u64>(),
                 m.resolved.values().sum::<u64>(),
                 m.overdue.values().sum::<u64>(),
@@ -359,14 +464,7 @@ mod tests {
     }
 
     fn member(account: &str, region: &str, last: Option<i64>, streams: Vec<StreamRuns>) -> MemberInput {
-        MemberInput {
-            member: Member::new(account, region).unwrap(),
-            name: None,
-            last_audit: last,
-            problem: None,
-            problem_at: None,
-            streams,
-        }
+        MemberInput { last_audit: last, streams, ..MemberInput::unknown(Member::new(account, region).unwrap()) }
     }
 
     #[test]
@@ -402,7 +500,7 @@ mod tests {
             }],
         );
         b.streams[0].runs[0].overdue = counts(&[("CRITICAL", 6)]);
-        let r = build(&[a, b], &[], now, now - 24 * H, 48 * H);
+        let r = build(&[a, b], &[], now, now - 24 * H, 24 * H);
         assert_eq!(r.open, counts(&[("CRITICAL", 13), ("HIGH", 4), ("LOW", 5)]), "latest run per stream, summed");
         assert_eq!(r.new, counts(&[("CRITICAL", 1), ("HIGH", 4)]), "only runs started since the last roll-up");
         assert_eq!(r.resolved, counts(&[("LOW", 2)]));
@@ -411,17 +509,18 @@ mod tests {
         assert_eq!(r.worst[0].account_id, "222222222222", "most open CRITICAL first");
         assert!(r.silent().next().is_none());
         let text = r.render_text();
-        assert!(text.contains("222222222222 eu-west-1: 10/0/0/0 · 0 · 0 · 6"), "{text}");
+        assert!(text.contains("222222222222 eu-west-1: reporting · 10/0/0/0 · 0 · 0 · 6"), "{text}");
     }
 
     #[test]
     fn silent_expected_and_unreadable_members_are_named() {
         let now = 100 * H;
-        let quiet = member("111111111111", "us-east-1", Some(now - 49 * H), vec![]);
+        // Its last audit on day 0, schedule unknown (judged daily): due day 1, + 24 h grace.
+        let quiet = member("111111111111", "us-east-1", Some(20 * H), vec![]);
         let mut broken = member("333333333333", "us-east-1", Some(now - H), vec![]);
         broken.problem = Some("cannot assume arn:aws:iam::333333333333:role/x: AccessDenied".into());
         let never = Member::new("444444444444", "ap-south-1").unwrap();
-        let r = build(&[quiet, broken], std::slice::from_ref(&never), now, now - 24 * H, 48 * H);
+        let r = build(&[quiet, broken], std::slice::from_ref(&never), now, now - 24 * H, 24 * H);
         let silent: Vec<String> = r.silent().map(|m| m.label()).collect();
         assert_eq!(silent, vec!["111111111111 us-east-1", "444444444444 ap-south-1"]);
         assert_eq!(r.with_problems().count(), 1);
@@ -432,7 +531,69 @@ mod tests {
         );
         assert!(subject.chars().count() <= 100);
         let text = r.render_text();
-        assert!(text.contains("444444444444 ap-south-1: never"), "{text}");
+        assert!(
+            text.contains("444444444444 ap-south-1: schedule not known (judged as daily) never reported"),
+            "{text}"
+        );
+        assert!(
+            text.contains("111111111111 us-east-1: schedule not known (judged as daily) was due 1970-01-02"),
+            "{text}"
+        );
         assert!(text.contains("AccessDenied"), "{text}");
+    }
+
+    #[test]
+    fn a_weekly_member_is_not_silent_between_its_audits() {
+        use crate::schedule::Schedule;
+        use crate::vocabulary::DayOfWeek;
+        // 1970-01-05 was a Monday: a weekly Monday audit ran then (day 4, 96 h).
+        let ran = 96 * H + 3 * H;
+        let mut weekly = member(
+            "111111111111",
+            "us-east-1",
+            Some(ran),
+            vec![StreamRuns { stream: "weekly".into(), runs: vec![run("t1", ran, &[("LOW", 1)], &[], &[])] }],
+        );
+        weekly.schedules =
+            Some(vec![AuditSchedule { audit: "weekly".into(), schedule: Schedule::Weekly(DayOfWeek::Mon) }]);
+        let quiet_days = build(std::slice::from_ref(&weekly), &[], ran + 5 * 24 * H, 0, 24 * H);
+        assert_eq!(quiet_days.silent().count(), 0, "five days after a weekly audit");
+        assert_eq!(quiet_days.members[0].state, MemberState::Reporting);
+        let missed = build(&[weekly], &[], ran + 9 * 24 * H, 0, 24 * H);
+        assert_eq!(missed.members[0].state, MemberState::Silent);
+        assert!(
+            missed.render_text().contains("WEEKLY MON audit weekly was due 1970-01-12"),
+            "{}",
+            missed.render_text()
+        );
+    }
+
+    #[test]
+    fn a_retired_member_is_listed_once_and_counted_nowhere_and_a_new_one_is_named() {
+        let now = 100 * H;
+        let runs =
+            vec![StreamRuns { stream: "daily".into(), runs: vec![run("t1", now - H, &[("CRITICAL", 5)], &[], &[])] }];
+        let mut gone = member("111111111111", "us-east-1", Some(now - H), runs.clone());
+        gone.retired = Some(Retirement {
+            at: now - 2 * H,
+            reason: "account 111111111111 is no longer in organization o-x".into(),
+            reported: false,
+        });
+        let mut new = member("222222222222", "eu-west-1", Some(now - H), runs);
+        new.joined_at = Some(now - 3 * H);
+        let r = build(&[gone.clone(), new], &[gone.member.clone()], now, now - 24 * H, 24 * H);
+        assert_eq!(r.members.len(), 1, "the retired member has no line, even when expected");
+        assert_eq!(r.open, counts(&[("CRITICAL", 5)]), "and no count");
+        assert_eq!(r.retired.len(), 1);
+        let text = r.render_text();
+        assert!(
+            text.contains("Retired since the last roll-up (1; not listed again):\n  111111111111 us-east-1: retired"),
+            "{text}"
+        );
+        assert!(text.contains("Joined since the last roll-up (1):\n  222222222222 eu-west-1: joined"), "{text}");
+        assert!(r.subject().contains("1 retired"), "{}", r.subject());
+        gone.retired.as_mut().unwrap().reported = true;
+        let later = build(&[gone], &[], now + 24 * H, now, 24 * H);
+        assert!(later.members.is_empty() && later.retired.is_empty(), "listed once, then not at all");
     }
 }

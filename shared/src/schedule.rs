@@ -179,6 +179,31 @@ impl Schedule {
     }
 }
 
+impl fmt::Display for Schedule {
+    /// `DAILY`, `WEEKLY MON`, `BIWEEKLY FRI`, `MONTHLY 15`, `MONTHLY LAST`: how the hub records a
+    /// member's schedule and the roll-up names it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.day_of_week(), self.day_of_month()) {
+            (Some(d), _) => write!(f, "{} {d}", self.frequency()),
+            (_, Some(d)) => write!(f, "{} {d}", self.frequency()),
+            _ => write!(f, "{}", self.frequency()),
+        }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = ScheduleError;
+
+    /// The inverse of `Display`.
+    fn from_str(s: &str) -> Result<Self, ScheduleError> {
+        let (frequency, day) = s.split_once(' ').map_or((s, None), |(f, d)| (f, Some(d)));
+        match Frequency::parse_known(frequency) {
+            Some(Frequency::Monthly) => Schedule::from_wire(frequency, day, None),
+            _ => Schedule::from_wire(frequency, None, day),
+        }
+    }
+}
+
 /// The last day (28–31) of a month.
 pub fn last_day_of_month(year: i32, month: u32) -> u32 {
     let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };

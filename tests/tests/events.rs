@@ -128,7 +128,14 @@ async fn every_sample_event_runs_through_its_handler() {
                 "aws".into(),
             );
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-            let r = org_rollup::roll_up(&members, &store, &publisher, &probe, &config, now).await;
+            let ports = org_rollup::RollupPorts {
+                members: &members,
+                store: &store,
+                publisher: &publisher,
+                probe: &probe,
+                organization: None::<&audit_shared::aws::organizations::OrganizationsDirectory>,
+            };
+            let r = org_rollup::roll_up(ports, &config, now).await;
             let r = r.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!r.members.is_empty(), "{name}: the hub's own account-region reported");
         } else {

@@ -325,7 +325,7 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         ("TABLE_NAME", stack.table.clone()),
         ("DIGEST_TOPIC_ARN", stack.digest_topic.clone()),
         ("EXPECTED_MEMBERS", format!("{never}, {member}")),
-        ("SILENT_AFTER_HOURS", "20".into()),
+        ("SILENT_GRACE_HOURS", "1".into()),
         ("ACCOUNT_NAMES", format!("{MEMBER}=fleet-eu")),
     ];
     let config =
@@ -346,6 +346,14 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         "aws".into(),
     );
 
+    let ports = || org_rollup::RollupPorts {
+        members: &members,
+        store: &store,
+        publisher: &publisher,
+        probe: &probe,
+        organization: None::<&audit_shared::aws::organizations::OrganizationsDirectory>,
+    };
+
     // Day 1: both members audit and report.
     let day1 = next_runs(&stack).await;
     assert_eq!(day1.len(), 2, "{day1:?}");
@@ -354,17 +362,25 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         records.push(notification(&stack, m, t).await);
     }
     stack.hub_deliver(&records).await.unwrap();
-    let first =
-        org_rollup::roll_up(&members, &store, &publisher, &probe, &config, virtual_now(&stack).await).await.unwrap();
+    let first = org_rollup::roll_up(ports(), &config, virtual_now(&stack).await).await.unwrap();
     let silent: Vec<String> = first.silent().map(|m| m.label()).collect();
     assert_eq!(silent, vec!["777788889999 us-west-2"], "only the member that never reported");
 
     // Day 2: both audit, but only the hub's own notification arrives (the member's path broke).
+    // Within day 2 the member is not silent yet: its daily audit is due some time that day.
     let day2 = next_runs(&stack).await;
     let home_task = &day2.iter().find(|(m, _)| *m == home).unwrap().1;
     stack.hub_deliver(&[notification(&stack, &home, home_task).await]).await.unwrap();
-    let now = virtual_now(&stack).await;
-    let r = org_rollup::roll_up(&members, &store, &publisher, &probe, &config, now).await.unwrap();
+    let day2_now = virtual_now(&stack).await;
+    let records = members.members().await.unwrap();
+    let schedules = |m: &Member| records.iter().find(|r| r.member == *m).and_then(|r| r.schedules.clone()).unwrap();
+    assert_eq!(schedules(&member)[0].schedule, audit_shared::Schedule::Daily, "read from its account");
+    assert_eq!(schedules(&home)[0].audit, "daily");
+    // The roll-up of the next day, a minute past the end of day 2 and the hour of grace: the
+    // member's day-2 audit never came; the hub's own is due on day 3.
+    let day = 24 * 3_600_000;
+    let now = day2_now - day2_now.rem_euclid(day) + day + 3_600_000 + 60_000;
+    let r = org_rollup::roll_up(ports(), &config, now).await.unwrap();
     assert_eq!(r.since, first.at, "new and resolved count from the last roll-up");
 
     // Per member: the open findings of its latest ingested run, as its digest said.
@@ -391,9 +407,12 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     // Why each is silent, from its audit configuration read through its role: this member's
     // audits notify nothing (the test delivered its notifications by hand); the other's role
     // cannot be assumed.
-    assert!(text.contains("fleet-eu (444455556666) eu-west-1: last audit"), "{text}");
+    assert!(text.contains("fleet-eu (444455556666) eu-west-1: DAILY audit daily was due"), "{text}");
     assert!(text.contains("audit setup: audit notifications are not configured"), "{text}");
-    assert!(text.contains("777788889999 us-west-2: never; its audit setup cannot be read"), "{text}");
+    assert!(
+        text.contains("777788889999 us-west-2: schedule not known (judged as daily) never reported; its audit setup cannot be read"),
+        "{text}"
+    );
     assert!(text.contains("AccessDenied"), "{text}");
     assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
 }

@@ -108,9 +108,12 @@ where
             Err(e) => return Err(e),
         }
         (self.confirm)(topic_arn.to_owned(), token.to_owned()).await?;
-        info!(member = %member, topic = topic_arn, attempts = pending.map_or(1, |p| p.attempts + 1), "member subscription confirmed");
-        // A problem recorded while the role was not assumable yet is over.
-        self.members.note_problem(&member, None, now_ms()).await
+        info!(member = %member, topic = topic_arn, attempts = pending.map_or(1, |p| p.attempts + 1), "member subscription confirmed: joined");
+        // It joined (again, if it was retired); a problem recorded while the role was not
+        // assumable yet is over.
+        let now = now_ms();
+        self.members.note_joined(&member, now).await?;
+        self.members.note_problem(&member, None, now).await
     }
 
     /// The member's role cannot be assumed (`why`): asks again later while the token lives,
@@ -166,6 +169,19 @@ where
         Ok((cache.entry(member.clone()).or_insert(ingestor).clone(), true))
     }
 
+    /// Reads and records `member`'s scheduled audits (one ListScheduledAudits with each
+    /// notification): what the roll-up judges its silence by. Not reading them only leaves the
+    /// last ones recorded.
+    async fn note_schedules(&self, member: &Member, ingestor: &Ingestor<R, S, E, P, Q>, now: i64) {
+        let recorded = match ingestor.ports.reader.scheduled_audits().await {
+            Ok(schedules) => self.members.note_schedules(member, &schedules, now).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            warn!(member = %member, error = %e, "scheduled audits not recorded: the roll-up judges silence by the last ones");
+        }
+    }
+
     /// Does one unit of work of `member`, stopping by `deadline` (the Lambda's, minus the margin).
     pub async fn process(
         &self,
@@ -188,6 +204,9 @@ where
             }
             Err(e) => return Err(e),
         };
+        if matches!(&work, Work::Notification(_)) {
+            self.note_schedules(member, &ingestor, now).await;
+        }
         // Held for one lease, renewed every third of it while the work goes on: a dead
         // invocation's lease lapses within a lease.
         let lease = self.config.lease;

@@ -17,8 +17,14 @@ pub struct Config {
     /// `EXPECTED_MEMBERS` (optional, `ACCOUNT:REGION,…`): members that must report, even if they
     /// never have (a member deployed with a broken notification path shows up as silent).
     pub expected: Vec<Member>,
-    /// `SILENT_AFTER_HOURS` (default 48, 1–2160): a member with no notification for this long is silent.
-    pub silent_after_hours: i64,
+    /// `SILENT_GRACE_HOURS` (default 24, 1–720): hours after the day a member's scheduled audit
+    /// was due before the member is silent.
+    pub silent_grace_hours: i64,
+    /// `RETIRE_LEFT_ACCOUNTS` (default true): read the organization's accounts (ListAccounts) and
+    /// retire members whose account left it or was suspended or closed.
+    pub retire_left_accounts: bool,
+    /// `ORGANIZATION_ID` (optional, `o-…`): named in the reason of a retirement.
+    pub organization_id: String,
     /// `ACCOUNT_NAMES` (optional, `111122223333=payments-prod,…`).
     pub account_names: BTreeMap<String, String>,
     /// `MEMBER_ROLE_NAME` (optional): the role (`<name>-<region>`) read to explain a silent member.
@@ -53,7 +59,9 @@ impl Config {
             digest_topic_arn,
             home,
             expected,
-            silent_after_hours: env.in_range("SILENT_AFTER_HOURS", 48, 1..=2160)?,
+            silent_grace_hours: env.in_range("SILENT_GRACE_HOURS", 24, 1..=720)?,
+            retire_left_accounts: env.flag("RETIRE_LEFT_ACCOUNTS", true)?,
+            organization_id: env.optional("ORGANIZATION_ID").unwrap_or_default(),
             account_names,
             retention_days: env.in_range("RETENTION_DAYS", 400, 1..=3650)?,
             max_attempts: env.in_range("AWS_MAX_ATTEMPTS", 10, 1..=20)?,
@@ -76,22 +84,26 @@ mod tests {
     #[test]
     fn defaults_every_variable_and_bad_values_named() {
         let c = Config::from_lookup(env(&BASE)).unwrap();
-        assert_eq!((c.silent_after_hours, c.retention_days, c.expected.len()), (48, 400, 0));
+        assert_eq!((c.silent_grace_hours, c.retention_days, c.expected.len()), (24, 400, 0));
+        assert!(c.retire_left_accounts);
         assert_eq!(c.home.to_string(), "123456789012:us-east-1");
         let mut v = BASE.to_vec();
         v.extend([
             ("EXPECTED_MEMBERS", "111122223333:eu-west-1, 123456789012:us-east-1"),
-            ("SILENT_AFTER_HOURS", "200"),
+            ("SILENT_GRACE_HOURS", "200"),
+            ("RETIRE_LEFT_ACCOUNTS", "false"),
             ("ACCOUNT_NAMES", "111122223333=payments"),
             ("RETENTION_DAYS", "30"),
         ]);
         let c = Config::from_lookup(env(&v)).unwrap();
         assert_eq!(c.expected.len(), 2);
-        assert_eq!((c.silent_after_hours, c.retention_days), (200, 30));
+        assert_eq!((c.silent_grace_hours, c.retention_days), (200, 30));
+        assert!(!c.retire_left_accounts);
         assert_eq!(c.account_names.get("111122223333").map(String::as_str), Some("payments"));
         let bad = [
             ("EXPECTED_MEMBERS", "111122223333"),
-            ("SILENT_AFTER_HOURS", "0"),
+            ("SILENT_GRACE_HOURS", "721"),
+            ("RETIRE_LEFT_ACCOUNTS", "yes"),
             ("ACCOUNT_NAMES", "x=y"),
             ("DIGEST_TOPIC_ARN", "digest"),
         ];

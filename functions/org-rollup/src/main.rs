@@ -4,9 +4,10 @@
 use audit_shared::aws::dynamodb::{DynamoMemberStore, DynamoRollupStore};
 use audit_shared::aws::lambda::{init_logging, sdk_config};
 use audit_shared::aws::member_access::MemberAccess;
+use audit_shared::aws::organizations::OrganizationsDirectory;
 use audit_shared::aws::sns::SnsDigestPublisher;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use org_rollup::Config;
+use org_rollup::{Config, RollupPorts};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,13 +33,28 @@ async fn main() -> Result<(), Error> {
         config.member_role_name.clone(),
         config.partition.clone(),
     ));
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
-        let (members, store, publisher, probe, config) =
-            (members.clone(), store.clone(), publisher.clone(), probe.clone(), config.clone());
+    let organization = Arc::new(OrganizationsDirectory::new(aws_sdk_organizations::Client::new(&sdk)));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (members, store, publisher, probe, organization, config) =
+            (members.clone(), store.clone(), publisher.clone(), probe.clone(), organization.clone(), config.clone());
         async move {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-            let r = org_rollup::roll_up(&*members, &*store, &*publisher, &*probe, &config, now).await?;
-            Ok::<_, Error>(json!({ "members": r.members.len(), "silent": r.silent().count(), "unreadable": r.with_problems().count() }))
+            let clock = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+            let now = org_rollup::rollup_time(&event.payload, clock);
+            let ports = RollupPorts {
+                members: &*members,
+                store: &*store,
+                publisher: &*publisher,
+                probe: &*probe,
+                organization: config.retire_left_accounts.then_some(&*organization),
+            };
+            let r = org_rollup::roll_up(ports, &config, now).await?;
+            Ok::<_, Error>(json!({
+                "at": r.at,
+                "members": r.members.len(),
+                "silent": r.silent().count(),
+                "unreadable": r.with_problems().count(),
+                "retired": r.retired.len(),
+            }))
         }
     }))
     .await

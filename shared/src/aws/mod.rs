@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod iot;
 pub mod lambda;
 pub mod member_access;
+pub mod organizations;
 pub mod sns;
 pub mod sqs;
 
@@ -37,6 +38,7 @@ pub(crate) fn classify<
                 | "RequestLimitExceeded"
                 | "ServiceUnavailable"
                 | "Throttling"
+                | "TooManyRequestsException"
                 | "InternalError" => PortError::Transient(detail(code, msg)),
                 "ResourceNotFoundException" | "NotFound" | "AWS.SimpleQueueService.NonExistentQueue" => {
                     PortError::NotFound(detail(code, msg))

@@ -1,6 +1,7 @@
 //! [`crate::ports::MemberStore`] over `aws-sdk-dynamodb`, in the findings table:
 //!
-//! - `MEMBERS` / `<account>:<region>`: one item per member (last notification, last problem).
+//! - `MEMBERS` / `<account>:<region>`: one item per member (last notification, last problem,
+//!   when it joined, its scheduled audits, its retirement: [`crate::membership`]).
 //!   One partition holds every member so the roll-up reads them with one Query (1,000 members
 //!   are ~300 KB, one page). Each notification writes it once: a burst of 1,000 members ending
 //!   their daily audits together is ~1,000 WCU, one second of one partition's 1,000 WCU/s, and the
@@ -17,6 +18,7 @@
 use super::{key, n, s, CapacityMeter, Item};
 use crate::aws::classify;
 use crate::member::Member;
+use crate::membership::{AuditSchedule, Retirement};
 use crate::ports::{MemberRecord, MemberStore, PortError, ReaderLease};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use std::sync::Arc;
@@ -67,6 +69,19 @@ fn record(item: &Item) -> Option<MemberRecord> {
         problem: text("problem"),
         problem_at: number("problemAt"),
         home: item.get("home").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        joined_at: number("joinedAt"),
+        schedules: item.get("schedules").and_then(|v| v.as_m().ok()).map(|m| {
+            m.iter()
+                .filter_map(|(audit, s)| {
+                    Some(AuditSchedule { audit: audit.clone(), schedule: s.as_s().ok()?.parse().ok()? })
+                })
+                .collect()
+        }),
+        retired: number("retiredAt").map(|at| Retirement {
+            at,
+            reason: text("retiredReason").unwrap_or_default(),
+            reported: item.get("retirementReported").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        }),
     })
 }
 
@@ -89,18 +104,22 @@ impl MemberStore for DynamoMemberStore {
                 .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]))
                 .expression_attribute_values(":home", AttributeValue::Bool(self.home.as_ref() == Some(member)));
             match latest {
-                // The latest audit so far: it becomes the member's last.
+                // The latest audit so far: it becomes the member's last; a retired member that
+                // sends one is back.
                 true => req
                     .update_expression(
                         "SET lastNotified = :at, lastAuditStart = :start, lastTask = :task, lastStream = :stream, \
-                         home = :home ADD streams :streams",
+                         home = :home, joinedAt = if_not_exists(joinedAt, :at) ADD streams :streams \
+                         REMOVE retiredAt, retiredReason, retirementReported",
                     )
                     .condition_expression("attribute_not_exists(lastAuditStart) OR lastAuditStart <= :start")
                     .expression_attribute_values(":start", n(task_start))
                     .expression_attribute_values(":task", s(task_id))
                     .expression_attribute_values(":stream", s(stream)),
                 // An older audit notified late (a retry, the sweeper): only its stream and the time.
-                false => req.update_expression("SET lastNotified = :at, home = :home ADD streams :streams"),
+                false => req.update_expression(
+                    "SET lastNotified = :at, home = :home, joinedAt = if_not_exists(joinedAt, :at) ADD streams :streams",
+                ),
             }
         };
         if !self.meter.update(update(true)).await? {
@@ -173,6 +192,67 @@ impl MemberStore for DynamoMemberStore {
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(owner));
         // A failed condition: taken over after it expired, or given back already.
+        self.meter.update(req).await?;
+        Ok(())
+    }
+
+    async fn note_joined(&self, member: &Member, at_ms: i64) -> Result<(), PortError> {
+        let update = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::record_key(member)))
+                .expression_attribute_values(":at", n(at_ms))
+        };
+        // A retired member whose stack subscribes again is back, joined anew.
+        let back = update()
+            .update_expression("SET joinedAt = :at REMOVE retiredAt, retiredReason, retirementReported")
+            .condition_expression("attribute_exists(retiredAt)");
+        if !self.meter.update(back).await? {
+            self.meter.update(update().update_expression("SET joinedAt = if_not_exists(joinedAt, :at)")).await?;
+        }
+        Ok(())
+    }
+
+    async fn note_schedules(&self, member: &Member, schedules: &[AuditSchedule], at_ms: i64) -> Result<(), PortError> {
+        let map = schedules.iter().map(|a| (a.audit.clone(), s(a.schedule.to_string()))).collect();
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::record_key(member)))
+            .update_expression("SET schedules = :s, schedulesAt = :at")
+            .expression_attribute_values(":s", AttributeValue::M(map))
+            .expression_attribute_values(":at", n(at_ms));
+        self.meter.update(req).await?;
+        Ok(())
+    }
+
+    async fn retire(&self, member: &Member, reason: &str, at_ms: i64) -> Result<bool, PortError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::record_key(member)))
+            .update_expression("SET retiredAt = :at, retiredReason = :why, retirementReported = :no")
+            .condition_expression("attribute_not_exists(retiredAt)")
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":why", s(reason.chars().take(1_000).collect::<String>()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false));
+        self.meter.update(req).await
+    }
+
+    async fn note_retirement_reported(&self, member: &Member, at_ms: i64) -> Result<(), PortError> {
+        // Only that retirement: one undone and done again meanwhile is listed by the next roll-up.
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::record_key(member)))
+            .update_expression("SET retirementReported = :yes")
+            .condition_expression("retiredAt = :at")
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true));
         self.meter.update(req).await?;
         Ok(())
     }
