@@ -72,7 +72,7 @@ LOCAL_BINS := --bins -p system-tests -p audit-notification -p config-sync -p aud
 demo: local-bins ## The whole product locally: setup, two scheduled audits, two digests (no AWS, no Docker)
 	$(TARGET_DIR)/debug/local-stack demo
 
-demo-org: local-bins ## An organization locally: a hub and four member account-regions, their digests and the roll-up
+demo-org: local-bins ## An organization locally: members join, report, go silent and retire; digests and roll-ups on the emulator's clock
 	$(TARGET_DIR)/debug/local-org
 
 up: local-bins ## Keep the local stack running (emulator :4566, DynamoDB Local :8000, functions :9000) until Ctrl-C

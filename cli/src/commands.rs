@@ -9,11 +9,12 @@ use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoT
 use audit_shared::history::{episodes_until, muted_at, open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::DAY_MS;
 use audit_shared::member::Member;
-use audit_shared::membership::MemberState;
+use audit_shared::membership::{missed_audits, MemberState, MissedAudit};
 use audit_shared::ports::{Episode, MemberRecord, MemberStore, PortError, TaskStore};
 use audit_shared::resource_lookup::LookupError;
 use audit_shared::summary::{IngestState, LifecycleState, TaskSummary};
 use audit_shared::{Severity, TaskStatus};
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a command could not answer.
@@ -215,16 +216,17 @@ fn member_rows() -> Rows {
         "notified",
         "streams",
         "schedules",
+        "missed",
         "problem",
         "retired",
         "retired_why",
     ])
 }
 
-/// One member's row. The state is what the record says; silence is judged by the roll-up
-/// (against each member's schedule and the hub's grace), so a member is never called silent here.
-fn member_row(m: MemberRecord) -> Vec<Cell> {
-    let state = MemberState::of(m.retired.is_some(), m.problem.is_some(), false, m.last_audit_start.is_some());
+/// One member's row; `missed`: its scheduled audits that did not arrive in time (it is silent).
+fn member_row(m: MemberRecord, missed: &[MissedAudit]) -> Vec<Cell> {
+    let state =
+        MemberState::of(m.retired.is_some(), m.problem.is_some(), !missed.is_empty(), m.last_audit_start.is_some());
     let schedules =
         m.schedules.unwrap_or_default().into_iter().map(|a| format!("{} {}", a.audit, a.schedule)).collect();
     vec![
@@ -237,6 +239,7 @@ fn member_row(m: MemberRecord) -> Vec<Cell> {
         Cell::Time(m.last_notified),
         Cell::List(m.streams),
         Cell::List(schedules),
+        Cell::List(missed.iter().map(ToString::to_string).collect()),
         Cell::Text(m.problem.unwrap_or_default()),
         Cell::Time(m.retired.as_ref().map(|r| r.at)),
         Cell::Text(m.retired.map(|r| r.reason).unwrap_or_default()),
@@ -282,7 +285,8 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
     let base = DynamoTaskStore::new(client.clone(), cli.table.clone(), 400);
     let member_store = DynamoMemberStore::new(client.clone(), cli.table.clone(), base.meter());
     // The member records, read only when they answer or resolve `--member`.
-    let records = match cli.member.is_some() || matches!(cli.command, Command::Members | Command::Retire { .. }) {
+    let records = match cli.member.is_some() || matches!(cli.command, Command::Members { .. } | Command::Retire { .. })
+    {
         true => member_store.members().await?,
         false => Vec::new(),
     };
@@ -292,13 +296,30 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
         DynamoEpisodeStore::new(client.clone(), cli.table.clone(), 400, tasks.meter()).for_member(whose.prefix.clone());
     let at = cli.at.map(|t| t.timestamp_millis());
     match &cli.command {
-        Command::Members => {
+        Command::Members { grace_hours } => {
             if cli.at.is_some() {
                 return Err(CommandError::MembersAt);
             }
+            let home = records.iter().find(|r| r.home).map(|r| r.member.clone());
+            let now = answer_time(None, records.iter().filter_map(|r| r.last_notified.max(r.last_audit_start)));
             let mut rows = member_rows();
             for m in records {
-                rows.push(member_row(m));
+                // The latest run of each of its scheduled audits, as the roll-up reads them.
+                let runs = base.for_member(m.member.key_prefix_of(home.as_ref()));
+                let mut last_runs = BTreeMap::new();
+                for a in m.schedules.iter().flatten().filter(|_| m.retired.is_none()) {
+                    if let Some(r) = runs.recent_runs(&a.audit, i64::MAX, 1).await?.first() {
+                        last_runs.insert(a.audit.clone(), r.task_start_time);
+                    }
+                }
+                let grace = i64::from(*grace_hours) * 3_600_000;
+                let missed = match m.retired {
+                    Some(_) => Vec::new(),
+                    None => {
+                        missed_audits(m.schedules.as_deref(), &last_runs, m.last_audit_start, m.joined_at, now, grace)
+                    }
+                };
+                rows.push(member_row(m, &missed));
             }
             Ok(rows)
         }
@@ -316,7 +337,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             }
             let mut rows = member_rows();
             for m in member_store.members().await?.into_iter().filter(|r| r.member == *member) {
-                rows.push(member_row(m));
+                rows.push(member_row(m, &[]));
             }
             Ok(rows)
         }

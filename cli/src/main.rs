@@ -122,11 +122,17 @@ pub enum Command {
         #[arg(long)]
         until: Option<chrono::NaiveDate>,
     },
-    /// The member account-regions a hub serves: state (joined, reporting, unreadable,
-    /// retired; silence is the roll-up's to judge, against each member's schedule), latest
-    /// audit, when notified, streams, scheduled audits, why one cannot be read, and why one was
-    /// retired.
-    Members,
+    /// The member account-regions a hub serves: state (joined, reporting, silent, unreadable,
+    /// retired; silent as the roll-up judges it, against each member's own scheduled audits),
+    /// latest audit, when notified, streams, scheduled audits, the audits that did not arrive,
+    /// why one cannot be read, and why one was retired.
+    Members {
+        /// Hours past the day a member's audit was due before it is silent: the hub's
+        /// SilentGraceHours (1 to 720).
+        #[arg(long, env = "SILENT_GRACE_HOURS", default_value_t = 24,
+              value_parser = clap::value_parser!(u16).range(1..=720))]
+        grace_hours: u16,
+    },
     /// Retires the member named by --member (its account left, or its stack instance was
     /// deleted): the next roll-up lists it once, then no roll-up counts or names it. It comes
     /// back by itself if it notifies again or its stack subscribes again.

@@ -1,9 +1,11 @@
 //! The admin API under `/_emulator/`: what AWS would not show (clock, fleet, faults, the SNS
 //! outbox, subscriptions waiting for confirmation, queued messages, CloudFormation answers)
-//! and what a local run needs to steer (clock advances, drift, faults, accounts, roles,
-//! confirming a subscription as its endpoint would). Every answer is JSON.
+//! and what a local run needs to steer (clock advances, drift, faults, accounts, roles, the
+//! organization's members, confirming a subscription as its endpoint would). Every answer is
+//! JSON.
 
 use crate::faults::Faults;
+use crate::organizations::{AccountState, ChangeError, Organization};
 use crate::scope::Scope;
 use crate::server::{lock, Emu, Emulator};
 use crate::wire::query_get;
@@ -14,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// The admin view of the suppressions (with whether each applies at the virtual now).
 pub(crate) async fn suppressions(State(emu): Emu, RawQuery(q): RawQuery) -> Response {
@@ -365,5 +368,52 @@ pub(crate) async fn confirm_subscription(State(emu): Emu, body: Bytes) -> Respon
         Ok(sub) => Json(json!(sub)).into_response(),
         Err(e) if e.status == 404 => admin_error(StatusCode::NOT_FOUND, e.message),
         Err(e) => admin_error(StatusCode::CONFLICT, e.message),
+    }
+}
+
+/// The organization: its id, management account, readers, members with their state, and the
+/// accounts that left.
+pub(crate) async fn organization(State(emu): Emu) -> Response {
+    let declared = lock(&emu.tenants).accounts.clone();
+    Json(lock(&emu.organization).view(&declared)).into_response()
+}
+
+/// `{"state": "ACTIVE"|"SUSPENDED"|"PENDING_CLOSURE"|"CLOSED"|"PENDING_ACTIVATION"}`: a
+/// member's state, as `ListAccounts` shows it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewState {
+    state: String,
+}
+
+pub(crate) async fn set_account_state(State(emu): Emu, Path(id): Path<String>, body: Bytes) -> Response {
+    let expected =
+        "expected {\"state\": \"ACTIVE\" | \"SUSPENDED\" | \"PENDING_CLOSURE\" | \"CLOSED\" | \"PENDING_ACTIVATION\"}";
+    let state = match serde_json::from_slice::<NewState>(&body) {
+        Ok(s) => match AccountState::parse(&s.state) {
+            Some(st) => st,
+            None => return admin_error(StatusCode::BAD_REQUEST, format!("{expected}, got '{}'", s.state)),
+        },
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("{expected}: {e}")),
+    };
+    organization_change(&emu, |org, declared| org.set_state(&id, state, declared))
+}
+
+/// The account leaves the organization: `ListAccounts` no longer lists it; the account itself
+/// (its Device Defender, keys, roles) goes on.
+pub(crate) async fn leave_organization(State(emu): Emu, Path(id): Path<String>) -> Response {
+    organization_change(&emu, |org, declared| org.leave(&id, declared))
+}
+
+fn organization_change(
+    emu: &Emulator,
+    change: impl FnOnce(&mut Organization, &BTreeSet<String>) -> Result<(), ChangeError>,
+) -> Response {
+    let declared = lock(&emu.tenants).accounts.clone();
+    let mut org = lock(&emu.organization);
+    match change(&mut org, &declared) {
+        Ok(()) => Json(org.view(&declared)).into_response(),
+        Err(ChangeError::NotFound(m)) => admin_error(StatusCode::NOT_FOUND, m),
+        Err(ChangeError::Conflict(m)) => admin_error(StatusCode::CONFLICT, m),
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! Serves the IoT audit operations (configuration, audits, tasks, findings, suppressions, tags)
 //! on their real paths and rest-json wire format, backed by a seeded synthetic fleet and a
-//! virtual clock, and the SNS, SQS and STS calls its users make ([`served`] lists them all);
-//! publishes audit notifications to its own SNS and delivers them to a local Lambda. See
-//! `README.md` for use and `ARCHITECTURE.md` for the module map.
+//! virtual clock, and the SNS, SQS, STS and Organizations calls its users make ([`served`]
+//! lists them all); publishes audit notifications to its own SNS and delivers them to a local
+//! Lambda. See `README.md` for use and `ARCHITECTURE.md` for the module map.
 //!
 //! Use in-process (tests, benchmarks) with [`start`]; the binary wraps the same call.
 
@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod messaging;
 pub mod operation;
 pub mod options;
+pub mod organizations;
 pub mod pagination;
 pub mod scope;
 pub mod served;

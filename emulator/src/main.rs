@@ -1,4 +1,4 @@
-//! `device-defender-emulator --port N`: serves the IoT, SNS, SQS and STS operations and the
+//! `device-defender-emulator --port N`: serves the IoT, SNS, SQS, STS and Organizations operations and the
 //! admin API on 127.0.0.1:N until Ctrl-C or SIGTERM; `--operations` prints the operations.
 
 use clap::Parser;

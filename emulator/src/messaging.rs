@@ -1,6 +1,7 @@
-//! The services at `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), and SNS and STS
-//! (awsQuery forms, told apart by `Action`), each answered in its own wire format for the
-//! caller's account-region.
+//! The services at `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), Organizations
+//! (awsJson1.1, `X-Amz-Target: AWSOrganizationsV20161128.*`, [`crate::organizations`]), and SNS
+//! and STS (awsQuery forms, told apart by `Action`), each answered in its own wire format for
+//! the caller's account-region.
 
 use crate::scope::Caller;
 use crate::server::{lock, Emu, Emulator};
@@ -11,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), STS (awsQuery, `AssumeRole`,
+/// `POST /`: SQS (awsJson1.0, `X-Amz-Target: AmazonSQS.*`), Organizations (awsJson1.1,
+/// `X-Amz-Target: AWSOrganizationsV20161128.*`), STS (awsQuery, `AssumeRole`,
 /// `GetCallerIdentity`) or SNS (awsQuery form).
 pub(crate) async fn query_or_json_action(
     State(emu): Emu,
@@ -20,6 +22,10 @@ pub(crate) async fn query_or_json_action(
     bytes: Bytes,
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(action) = target.strip_prefix(crate::organizations::TARGET_PREFIX) {
+        // Answers its own errors (the caller's too) in awsJson1.1.
+        return crate::organizations::action(&emu, action, &headers, &bytes);
+    }
     let mut params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
     params.extend(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned());
     let caller = match emu.caller(&headers) {

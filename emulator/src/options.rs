@@ -5,8 +5,9 @@ use crate::faults::Faults;
 use clap::Parser;
 use std::collections::BTreeMap;
 
-/// A local AWS IoT Device Defender (audits, finding suppressions, tags), with the SNS, SQS and
-/// STS calls its users make, a synthetic fleet, a virtual clock, and the SNS hop to a local Lambda.
+/// A local AWS IoT Device Defender (audits, finding suppressions, tags), with the SNS, SQS, STS
+/// and Organizations calls its users make, a synthetic fleet, a virtual clock, and the SNS hop
+/// to a local Lambda.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "device-defender-emulator",
@@ -122,6 +123,17 @@ pub struct Options {
     #[arg(long = "role", value_name = "ROLE_ARN[=ACCOUNTS]")]
     pub roles: Vec<String>,
 
+    /// Id of the AWS organization every served account belongs to (Organizations `ListAccounts`):
+    /// `o-` and 10–32 lowercase letters or digits. Its management account is --account-id.
+    #[arg(long, env = "EMULATOR_ORGANIZATION_ID", default_value = "o-emulator000")]
+    pub organization_id: String,
+
+    /// An account that may call Organizations `ListAccounts` besides the management account
+    /// (repeatable): a delegated administrator, or an account the management account's
+    /// resource-based delegation policy allows. It is declared like --account.
+    #[arg(long = "organization-reader", value_name = "ACCOUNT_ID")]
+    pub organization_readers: Vec<String>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EMULATOR_LOG_JSON")]
     pub log_json: bool,
@@ -173,6 +185,12 @@ impl Options {
             .map(|r| crate::sts::Role::parse(r).map_err(|e| format!("--role {e}")))
             .collect::<Result<_, _>>()?;
         accounts.extend(roles.iter().map(|r| r.account().to_owned()));
+        for r in &self.organization_readers {
+            if !crate::sts::is_account(r) {
+                return Err(format!("--organization-reader '{r}' is not a 12-digit account id"));
+            }
+            accounts.push(r.clone());
+        }
         Ok((accounts, keys, roles))
     }
 

@@ -1,17 +1,23 @@
 //! Every operation the emulator serves, in one table: the IoT operations of [`Op`] and the
-//! SNS, SQS and STS actions. `device-defender-emulator --operations` prints it as markdown,
-//! `--help` summarises it, and README.md and ARCHITECTURE.md carry the markdown between
-//! `<!-- operations:begin -->` and `<!-- operations:end -->` (a test keeps them equal).
+//! SNS, SQS, STS and Organizations actions. `device-defender-emulator --operations` prints it
+//! as markdown, `--help` summarises it, and README.md and ARCHITECTURE.md carry the markdown
+//! between `<!-- operations:begin -->` and `<!-- operations:end -->` (a test keeps them equal).
 
 use crate::operation::Op;
 
 /// The AWS service an operation belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
+    /// IoT Device Defender (rest-json).
     Iot,
+    /// SNS (awsQuery).
     Sns,
+    /// SQS (awsJson1.0).
     Sqs,
+    /// STS (awsQuery).
     Sts,
+    /// AWS Organizations (awsJson1.1).
+    Organizations,
 }
 
 impl Service {
@@ -22,6 +28,7 @@ impl Service {
             Service::Sns => "SNS (awsQuery, `POST /`)",
             Service::Sqs => "SQS (awsJson1.0, `POST /`)",
             Service::Sts => "STS (awsQuery, `POST /`)",
+            Service::Organizations => "Organizations (awsJson1.1, `POST /`)",
         }
     }
 }
@@ -32,7 +39,7 @@ pub struct Served {
     pub service: Service,
     /// The operation name as AWS spells it.
     pub name: &'static str,
-    /// How it is addressed: the IoT request line, `Action=…` or `X-Amz-Target: AmazonSQS.…`.
+    /// How it is addressed: the IoT request line, `Action=…` or `X-Amz-Target: …`.
     pub request: &'static str,
 }
 
@@ -85,10 +92,17 @@ pub const SQS: [Served; 12] = [
 pub const STS: [Served; 2] =
     [sts("AssumeRole", "Action=AssumeRole"), sts("GetCallerIdentity", "Action=GetCallerIdentity")];
 
+/// The Organizations actions (`organizations.rs` dispatches exactly these).
+pub const ORGANIZATIONS: [Served; 1] = [Served {
+    service: Service::Organizations,
+    name: "ListAccounts",
+    request: "X-Amz-Target: AWSOrganizationsV20161128.ListAccounts",
+}];
+
 /// Every operation, IoT first.
 pub fn all() -> Vec<Served> {
     let iot = Op::ALL.iter().map(|op| Served { service: Service::Iot, name: op.name(), request: op.request() });
-    iot.chain(SNS).chain(SQS).chain(STS).collect()
+    iot.chain(SNS).chain(SQS).chain(STS).chain(ORGANIZATIONS).collect()
 }
 
 /// Whether `name` is an SQS action the emulator serves.
@@ -102,12 +116,13 @@ pub fn markdown() -> String {
     let ops = all();
     let count = |s: Service| ops.iter().filter(|o| o.service == s).count();
     let mut out = format!(
-        "{} operations: {} IoT, {} SNS, {} SQS, {} STS.\n\n| service | operation | request | default TPS |\n|---|---|---|---|\n",
+        "{} operations: {} IoT, {} SNS, {} SQS, {} STS, {} Organizations.\n\n| service | operation | request | default TPS |\n|---|---|---|---|\n",
         ops.len(),
         count(Service::Iot),
         count(Service::Sns),
         count(Service::Sqs),
-        count(Service::Sts)
+        count(Service::Sts),
+        count(Service::Organizations)
     );
     for o in &ops {
         let tps = match (o.service, Op::from_name(o.name)) {
@@ -124,12 +139,13 @@ pub fn help_summary() -> String {
     let ops = all();
     let names = |s: Service| ops.iter().filter(|o| o.service == s).map(|o| o.name).collect::<Vec<_>>().join(", ");
     format!(
-        "Serves {} operations (--operations prints them as a markdown table):\n  IoT: {}\n  SNS: {}\n  SQS: {}\n  STS: {}",
+        "Serves {} operations (--operations prints them as a markdown table):\n  IoT: {}\n  SNS: {}\n  SQS: {}\n  STS: {}\n  Organizations: {}",
         ops.len(),
         names(Service::Iot),
         names(Service::Sns),
         names(Service::Sqs),
-        names(Service::Sts)
+        names(Service::Sts),
+        names(Service::Organizations)
     )
 }
 
@@ -145,8 +161,15 @@ mod tests {
         }
         assert_eq!(ops.iter().filter(|o| o.service == Service::Iot).count(), Op::ALL.len());
         let md = markdown();
-        assert!(md.starts_with(&format!("{} operations: 22 IoT, 13 SNS, 12 SQS, 2 STS.", ops.len())), "{md}");
+        assert!(
+            md.starts_with(&format!("{} operations: 22 IoT, 13 SNS, 12 SQS, 2 STS, 1 Organizations.", ops.len())),
+            "{md}"
+        );
         assert!(md.contains("| IoT (rest-json) | DescribeAuditFinding | `GET /audit/findings/{findingId}` | 5 |"));
         assert!(help_summary().contains("SQS: CreateQueue, DeleteQueue"));
+        assert!(help_summary().contains("Organizations: ListAccounts"));
+        assert!(md.contains(
+            "| Organizations (awsJson1.1, `POST /`) | ListAccounts | `X-Amz-Target: AWSOrganizationsV20161128.ListAccounts` | – |"
+        ));
     }
 }

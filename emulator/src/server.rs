@@ -5,19 +5,20 @@
 
 use crate::admin::{
     accounts, add_account, add_role, advance, cfn_responses, clear_cfn_responses, clear_outbox, clock,
-    confirm_subscription, drift, fleet, get_faults, health, outbox, put_faults, queue_messages, queues,
-    receive_cfn_response, reset, roles, subscriptions, suppressions, task_notification, throttled,
+    confirm_subscription, drift, fleet, get_faults, health, leave_organization, organization, outbox, put_faults,
+    queue_messages, queues, receive_cfn_response, reset, roles, set_account_state, subscriptions, suppressions,
+    task_notification, throttled,
 };
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorKind};
-use crate::fleet::FleetOptions;
 use crate::operation::Op;
 use crate::options::Options;
+use crate::organizations::Organization;
 use crate::scope::{credential_scope, is_region, Caller, Scope};
 use crate::sns::Sns;
-use crate::state::{AuditState, Limits, Progress};
+use crate::state::{AuditState, Progress};
 use crate::sts::Sts;
-use crate::tenants::{fleet_seed, Tenant, Tenants};
+use crate::tenants::{fleet_seed, new_state, Tenant, Tenants};
 use crate::wire::{query_get, query_pairs, Body};
 use crate::{delivery, sns};
 use axum::body::Bytes;
@@ -44,6 +45,8 @@ pub struct Emulator {
     pub(crate) sns: Mutex<Sns>,
     pub(crate) sts: Mutex<Sts>,
     pub(crate) sqs: Mutex<crate::sqs::Sqs>,
+    /// The AWS organization of every account served (Organizations `ListAccounts`).
+    pub(crate) organization: Mutex<Organization>,
     /// What custom resources answered CloudFormation (PUT to a ResponseURL pointing here).
     pub(crate) cfn_responses: Mutex<Vec<Value>>,
 }
@@ -65,7 +68,9 @@ impl Emulator {
         };
         opts.faults.validate()?;
         let (tenants, sts) = new_identities(&opts)?;
+        let organization = Organization::from_options(&opts, start_ms)?;
         Ok(Arc::new(Emulator {
+            organization: Mutex::new(organization),
             clock: Mutex::new(Clock::new(start_ms, opts.frozen_clock)),
             tenants: Mutex::new(tenants),
             sns: Mutex::new(Sns::new()),
@@ -253,11 +258,12 @@ impl Emulator {
     }
 
     /// Back to the state at start: every account-region (configuration, audits, tasks, fleet,
-    /// faults), clock, topics, outbox, issued credentials, queues.
+    /// faults), clock, topics, outbox, issued credentials, queues, the organization.
     pub(crate) fn reset(&self) -> Result<(), String> {
         let (tenants, sts) = new_identities(&self.opts)?;
         *lock(&self.tenants) = tenants;
         *lock(&self.sts) = sts;
+        *lock(&self.organization) = Organization::from_options(&self.opts, self.start_ms)?;
         self.tenant(&self.default_scope())?;
         *lock(&self.clock) = Clock::new(self.start_ms, self.opts.frozen_clock);
         *lock(&self.sns) = Sns::new();
@@ -312,43 +318,6 @@ fn new_sqs(opts: &Options, base_url: &str, now_ms: i64) -> crate::sqs::Sqs {
     sqs
 }
 
-fn new_state(opts: &Options, scope: &Scope, default: &Scope) -> Result<AuditState, String> {
-    for (name, share) in [("--noncompliant-share", opts.noncompliant_share), ("--drift-share", opts.drift_share)] {
-        if !(0.0..=1.0).contains(&share) {
-            return Err(format!("{name} must be between 0 and 1, got {share}"));
-        }
-    }
-    if opts.schedule_hour > 23 {
-        return Err(format!("--schedule-hour must be 0-23, got {}", opts.schedule_hour));
-    }
-    if !(opts.task_duration_secs >= 0.0 && opts.task_duration_secs.is_finite()) {
-        return Err("--task-duration-secs must be a non-negative number".into());
-    }
-    let limits = Limits {
-        max_scheduled_audits: opts.max_scheduled_audits,
-        max_on_demand_tasks: opts.max_on_demand_tasks,
-        task_duration_ms: (opts.task_duration_secs * 1000.0) as i64,
-        retention_ms: opts.retention_days as i64 * 86_400_000,
-        schedule_offset_ms: opts.schedule_hour as i64 * 3_600_000,
-    };
-    let fleet = FleetOptions {
-        seed: fleet_seed(opts.seed, scope, default),
-        devices: opts.fleet_devices,
-        noncompliant_share: opts.noncompliant_share,
-        drift_share: opts.drift_share,
-        account_id: scope.account.clone(),
-        region: scope.region.clone(),
-    };
-    Ok(AuditState::new(
-        scope.account.clone(),
-        scope.region.clone(),
-        opts.seed,
-        limits,
-        fleet,
-        opts.severity_overrides()?,
-    ))
-}
-
 /// The emulator as handlers receive it.
 pub(crate) type Emu = State<Arc<Emulator>>;
 
@@ -384,7 +353,7 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/audit/suppressions/update", axum::routing::patch(update_suppression))
         .route("/audit/suppressions/delete", post(delete_suppression))
         .route("/audit/suppressions/list", post(list_suppressions))
-        // SNS, STS (awsQuery) and SQS (awsJson1.0).
+        // SNS, STS (awsQuery), SQS (awsJson1.0) and Organizations (awsJson1.1).
         .route("/", post(crate::messaging::query_or_json_action))
         // Admin.
         .route("/_emulator/health", get(health))
@@ -405,6 +374,9 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .route("/_emulator/cloudformation-responses/{*path}", axum::routing::put(receive_cfn_response))
         .route("/_emulator/accounts", get(accounts).post(add_account))
         .route("/_emulator/roles", get(roles).post(add_role))
+        .route("/_emulator/organization", get(organization))
+        .route("/_emulator/organization/accounts/{id}", axum::routing::delete(leave_organization))
+        .route("/_emulator/organization/accounts/{id}/state", post(set_account_state))
         .route("/_emulator/notifications/{task_id}", get(task_notification))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)

@@ -11,8 +11,10 @@
 //! account-region keeps the plain seed, so single-account runs are unchanged).
 
 use crate::faults::{FaultInjector, Faults};
+use crate::fleet::FleetOptions;
+use crate::options::Options;
 use crate::scope::{is_region, stable_hash, Scope};
-use crate::state::AuditState;
+use crate::state::{AuditState, Limits};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -88,4 +90,43 @@ pub fn fleet_seed(seed: u64, scope: &Scope, default: &Scope) -> u64 {
     } else {
         seed ^ stable_hash(&scope.to_string())
     }
+}
+
+/// A new account-region's Device Defender, from the options (checked here, so a bad option
+/// fails when the default account-region is created at start).
+pub(crate) fn new_state(opts: &Options, scope: &Scope, default: &Scope) -> Result<AuditState, String> {
+    for (name, share) in [("--noncompliant-share", opts.noncompliant_share), ("--drift-share", opts.drift_share)] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("{name} must be between 0 and 1, got {share}"));
+        }
+    }
+    if opts.schedule_hour > 23 {
+        return Err(format!("--schedule-hour must be 0-23, got {}", opts.schedule_hour));
+    }
+    if !(opts.task_duration_secs >= 0.0 && opts.task_duration_secs.is_finite()) {
+        return Err("--task-duration-secs must be a non-negative number".into());
+    }
+    let limits = Limits {
+        max_scheduled_audits: opts.max_scheduled_audits,
+        max_on_demand_tasks: opts.max_on_demand_tasks,
+        task_duration_ms: (opts.task_duration_secs * 1000.0) as i64,
+        retention_ms: opts.retention_days as i64 * 86_400_000,
+        schedule_offset_ms: opts.schedule_hour as i64 * 3_600_000,
+    };
+    let fleet = FleetOptions {
+        seed: fleet_seed(opts.seed, scope, default),
+        devices: opts.fleet_devices,
+        noncompliant_share: opts.noncompliant_share,
+        drift_share: opts.drift_share,
+        account_id: scope.account.clone(),
+        region: scope.region.clone(),
+    };
+    Ok(AuditState::new(
+        scope.account.clone(),
+        scope.region.clone(),
+        opts.seed,
+        limits,
+        fleet,
+        opts.severity_overrides()?,
+    ))
 }

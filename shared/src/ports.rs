@@ -24,6 +24,10 @@ pub enum PortError {
     /// Another invocation took over the task (our lease expired): stop without writing more.
     #[error("lease lost: {0}")]
     LeaseLost(String),
+    /// The temporary credentials the call was signed with expired (STS `ExpiredToken`): open
+    /// the access anew (assume the role again), then retry.
+    #[error("credentials expired: {0}")]
+    CredentialsExpired(String),
     /// Worth retrying later (throttling beyond the SDK's retries, 5xx, network).
     #[error("transient: {0}")]
     Transient(String),

@@ -232,7 +232,8 @@ pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64,
             .filter_map(|s| Some((s.stream.clone(), s.runs.iter().map(|r| r.task_start_time).max()?)))
             .collect();
         let missed = missed_audits(m.schedules.as_deref(), &last_runs, m.last_audit, m.joined_at, now, grace);
-        let silent = !missed.is_empty();
+        // An unreadable member is named for that (its problem says more than its silence).
+        let silent = !missed.is_empty() && m.problem.is_none();
         let mut line = MemberLine {
             account_id: m.member.account_id.clone(),
             region: m.member.region.clone(),
@@ -246,7 +247,7 @@ pub fn build(members: &[MemberInput], expected: &[Member], now: i64, since: i64,
             joined_at: m.joined_at,
             state: MemberState::of(false, m.problem.is_some(), silent, m.last_audit.is_some()),
             silent,
-            missed: missed.iter().map(ToString::to_string).collect(),
+            missed: if silent { missed.iter().map(ToString::to_string).collect() } else { Vec::new() },
             problem: m.problem.clone(),
             setup: None,
         };
@@ -517,7 +518,8 @@ mod tests {
         let now = 100 * H;
         // Its last audit on day 0, schedule unknown (judged daily): due day 1, + 24 h grace.
         let quiet = member("111111111111", "us-east-1", Some(20 * H), vec![]);
-        let mut broken = member("333333333333", "us-east-1", Some(now - H), vec![]);
+        // Long quiet too, but unreadable: named for that, not also as silent.
+        let mut broken = member("333333333333", "us-east-1", Some(20 * H), vec![]);
         broken.problem = Some("cannot assume arn:aws:iam::333333333333:role/x: AccessDenied".into());
         let never = Member::new("444444444444", "ap-south-1").unwrap();
         let r = build(&[quiet, broken], std::slice::from_ref(&never), now, now - 24 * H, 24 * H);

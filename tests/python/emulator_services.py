@@ -1,5 +1,6 @@
-"""The emulator's SNS, SQS, STS and the IoT operations around audits (DescribeAuditFinding,
-tags) through boto3/botocore, which validates and parses by the official service models.
+"""The emulator's SNS, SQS, STS, Organizations (ListAccounts) and the IoT operations around
+audits (DescribeAuditFinding, tags) through boto3/botocore, which validates and parses by the
+official service models.
 Run by `make boto3-smoke`:
 
     .venv/bin/python tests/python/emulator_services.py target/debug/device-defender-emulator
@@ -14,7 +15,7 @@ import sys
 import urllib.request
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from emulator_process import running
 
@@ -45,9 +46,9 @@ def expect_error(code, call, *args, **kwargs):
     raise AssertionError(f"expected {code}")
 
 
-def admin(url, path, body=None):
+def admin(url, path, body=None, method=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + "/_emulator/" + path, data=data, method="GET" if body is None else "POST")
+    req = urllib.request.Request(url + "/_emulator/" + path, data=data, method=method or ("GET" if body is None else "POST"))
     return json.load(urllib.request.urlopen(req))
 
 
@@ -173,6 +174,40 @@ def iot_findings_and_tags(url, iot):
     return len(listed)
 
 
+def organizations_list_accounts(url, kw, member_kw):
+    """ListAccounts as the roll-up calls it: the management account (the default key's
+    123456789012) lists every member; another member is refused; leaving and states show."""
+    org = boto3.client("organizations", **kw)
+    accounts = org.list_accounts()["Accounts"]
+    assert [a["Id"] for a in accounts] == ["111111111111", "123456789012", "222222222222"], accounts
+    hub = next(a for a in accounts if a["Id"] == "111111111111")
+    assert hub["Arn"] == "arn:aws:organizations::123456789012:account/o-emulator000/111111111111", hub
+    assert (hub["State"], hub["Status"], hub["JoinedMethod"]) == ("ACTIVE", "ACTIVE", "CREATED"), hub
+    assert hub["JoinedTimestamp"].timestamp() == START_MS / 1000, hub
+    pages = list(org.get_paginator("list_accounts").paginate(PaginationConfig={"PageSize": 1}))
+    assert [p["Accounts"][0]["Id"] for p in pages] == [a["Id"] for a in accounts], pages
+    try:  # botocore checks the model's minimum itself; the emulator answers the maximum
+        org.list_accounts(MaxResults=0)
+        raise AssertionError("MaxResults=0 was sent")
+    except ParamValidationError:
+        pass
+    e = expect_error("InvalidInputException", org.list_accounts, MaxResults=21)
+    assert e.response["Reason"] == "MAX_VALUE_EXCEEDED", e.response
+    expect_error("InvalidInputException", org.list_accounts, NextToken="not-a-token")
+    e = expect_error("AccessDeniedException", boto3.client("organizations", **{**kw, "aws_access_key_id": "HUBKEY"}).list_accounts)
+    assert e.response["Error"]["Message"] == "You don't have permissions to access this resource.", e.response
+
+    admin(url, "organization/accounts/111111111111/state", {"state": "CLOSED"})
+    admin(url, "organization/accounts/222222222222", method="DELETE")
+    accounts = org.list_accounts()["Accounts"]
+    assert [(a["Id"], a["State"], a["Status"]) for a in accounts] == [
+        ("111111111111", "CLOSED", "SUSPENDED"), ("123456789012", "ACTIVE", "ACTIVE")], accounts
+    # The member role's session still works (STS), but its account is in no organization now.
+    assert boto3.client("sts", **member_kw).get_caller_identity()["Account"] == "222222222222"
+    expect_error("AWSOrganizationsNotInUseException", boto3.client("organizations", **member_kw).list_accounts)
+    assert admin(url, "organization")["departed"] == ["222222222222"]
+
+
 def main(binary):
     with running(binary, 500, 0.2) as (url, kw):
         sns, sqs, iot = boto3.client("sns", **kw), boto3.client("sqs", **kw), boto3.client("iot", **kw)
@@ -184,13 +219,15 @@ def main(binary):
         hub = boto3.client("sts", **{**kw, "aws_access_key_id": "HUBKEY"})
         assumed = hub.assume_role(RoleArn="arn:aws:iam::222222222222:role/audit-reader", RoleSessionName="hub")
         creds = assumed["Credentials"]
-        who = boto3.client("sts", **{**kw, "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-                                     "aws_session_token": creds["SessionToken"]}).get_caller_identity()
+        member_kw = {**kw, "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                     "aws_session_token": creds["SessionToken"]}
+        who = boto3.client("sts", **member_kw).get_caller_identity()
         assert who["UserId"] == assumed["AssumedRoleUser"]["AssumedRoleId"], who
         assert who["UserId"].startswith("AROA") and who["UserId"].endswith(":hub"), who
         assert who["Arn"] == "arn:aws:sts::222222222222:assumed-role/audit-reader/hub", who
+        organizations_list_accounts(url, kw, member_kw)
         print(f"emulator services (boto3): ok (SNS attributes, confirmation, raw delivery; SQS attributes, MD5, batches; "
-              f"{described} findings described; tags; STS UserId)")
+              f"{described} findings described; tags; STS UserId; Organizations ListAccounts)")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ from samtranslator.yaml_helper import yaml_parse
 # id: (kind, source, what the rule says). kind "AWS": AWS documents the behaviour at `source`;
 # "ours": a project policy (source, when given, is what it builds on).
 SNS_XREGION = "https://docs.aws.amazon.com/sns/latest/dg/sns-cross-region-delivery.html"
+IOT_CREATE_SCHEDULED_AUDIT = "https://docs.aws.amazon.com/iot/latest/apireference/API_CreateScheduledAudit.html"
+IAM_PRINCIPAL = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles"
+ORGS_RCP_EXAMPLES = "https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_rcps_examples.html"
 RULES = {
     "key-rotation": ("ours", "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-kms-key.html",
                      "customer managed keys rotate (EnableKeyRotation, off by default)"),
@@ -44,7 +47,8 @@ RULES = {
     "alarm-topic-policy": ("AWS", "https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html",
                            "the policy of a topic alarms publish to lets cloudwatch.amazonaws.com sns:Publish"),
     "star-resource": ("ours", "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html",
-                      "Resource \"*\" only for actions without a resource type, or KMS use through one service "
+                      "Resource \"*\" only for actions without a resource type (IoT's audit operations, "
+                      "organizations:ListAccounts), or KMS use through one service "
                       "(kms:ViaService) of an AWS managed key, whose ARN differs per account"),
     "no-scan": ("ours", "", "no dynamodb:Scan: the functions never scan"),
     "no-wildcard-action": ("ours", "", "no wildcard actions"),
@@ -82,6 +86,21 @@ RULES = {
     "hub-account-region": ("ours", "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-iot-accountauditconfiguration.html",
                            "a member's audit setup is skipped in exactly the hub's account-region, where the hub's "
                            "config-sync owns the account's one audit configuration"),
+    "schedule-day-required": ("AWS", IOT_CREATE_SCHEDULED_AUDIT,
+                              "the template's Rules refuse a WEEKLY or BIWEEKLY audit without a day of week and a MONTHLY "
+                              "audit without a day of month before any resource is created (CreateScheduledAudit requires them)"),
+    "schedule-day-unused": ("ours", "",
+                            "the template's Rules refuse a day field of another frequency (config-sync refuses it; AWS does "
+                            "not say what IoT does with it), and accept every valid schedule"),
+    "hub-trust": ("ours", IAM_PRINCIPAL,
+                  "a member's hub-access role trusts exactly the hub's roles: Principal the hub account's root, narrowed by "
+                  "aws:PrincipalArn (a role ARN as Principal would stop matching once the role is re-created) and "
+                  "aws:PrincipalOrgID"),
+    "hub-principals": ("ours", "",
+                       "the hub's HubPrincipalArns output names every role that assumes members' roles, and only those"),
+    "queue-org": ("ours", ORGS_RCP_EXAMPLES,
+                  "a queue that takes SNS topics of any account refuses topics outside the organization (aws:SourceOrgID), "
+                  "only where SNS sends aws:SourceAccount (Null guard), so a key SNS may not send never refuses every member"),
 }
 
 # Actions that support no resource-level permissions (the IAM Service Authorization Reference
@@ -98,6 +117,10 @@ STAR_ONLY_ACTIONS = {
     "iot:CreateAuditSuppression",
     "iot:UpdateAuditSuppression",
     "iot:DeleteAuditSuppression",
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html:
+    # ListAccounts lists no resource type ("If the column has no value, you must specify all
+    # resources ("*")"); cfn-lint's copy of the reference agrees (AdditionalSpecs/Policies.json).
+    "organizations:ListAccounts",
 }
 # KMS use allowed on "*" when scoped to one service (kms:ViaService): an AWS managed key.
 KMS_VIA_SERVICE_ACTIONS = {"kms:GenerateDataKey*", "kms:GenerateDataKey", "kms:Decrypt"}
@@ -241,8 +264,66 @@ def condition_holds(template, name, values):
     return ev(conditions[name])
 
 
+def failed_rules(template, values):
+    """The AssertDescriptions of the template's Rules that refuse `values` (parameters as given to
+    CloudFormation: CommaDelimitedList parameters as lists). Rule functions: Fn::And, Or, Not,
+    Equals, Contains, and Ref; Unresolved for any other."""
+    def ev(node):
+        if isinstance(node, (str, int, bool)):
+            return node
+        if isinstance(node, list):
+            return [ev(v) for v in node]
+        if isinstance(node, dict) and len(node) == 1:
+            (k, v), = node.items()
+            if k == "Ref":
+                if v not in values:
+                    raise Unresolved(v)
+                return values[v]
+            if k == "Fn::And":
+                return all(ev(c) for c in v)
+            if k == "Fn::Or":
+                return any(ev(c) for c in v)
+            if k == "Fn::Not":
+                return not ev(v[0])
+            if k == "Fn::Equals":
+                return ev(v[0]) == ev(v[1])
+            if k == "Fn::Contains":
+                return ev(v[1]) in as_list(ev(v[0]))
+        raise Unresolved(node)
+    out = []
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not ev(rule["RuleCondition"]):
+            continue
+        out += [f"{name}: {a.get('AssertDescription', '')}" for a in rule.get("Assertions", []) if not ev(a["Assert"])]
+    return out
+
+
+def rule_values(template, **overrides):
+    """Parameter values for the Rules: defaults, a placeholder for parameters without one (a list
+    for CommaDelimitedList), then `overrides`."""
+    values = dict(PSEUDO)
+    for name, p in (template.get("Parameters") or {}).items():
+        is_list = p.get("Type") == "CommaDelimitedList"
+        if "Default" in p:
+            values[name] = str(p["Default"]).split(",") if is_list else str(p["Default"])
+        else:
+            values[name] = ["arn:aws:iam::999988887777:role/placeholder"] if is_list else "placeholder"
+    values.update(overrides)
+    return values
+
+
+SCHEDULE_PARAMS = ("ScheduledAuditFrequency", "ScheduledAuditDayOfWeek", "ScheduledAuditDayOfMonth")
+
+
 def statements(doc):
-    return [s for s in as_list((doc or {}).get("Statement", [])) if isinstance(s, dict)]
+    """A policy's statements; a statement under Fn::If counts in both branches (AWS::NoValue drops out)."""
+    def unwrap(node):
+        if not isinstance(node, dict) or node == {"Ref": "AWS::NoValue"}:
+            return []
+        if set(node) == {"Fn::If"}:
+            return [s for branch in node["Fn::If"][1:] for s in unwrap(branch)]
+        return [node]
+    return [s for st in as_list((doc or {}).get("Statement", [])) for s in unwrap(st)]
 
 
 def role_statements(role):
@@ -546,6 +627,101 @@ def check(template):
                         break
                     if got != want:
                         err("hub-account-region", name, f"{'created' if got else 'skipped'} {where}")
+
+    # The scheduled audit's day fields: the template's Rules refuse what CreateScheduledAudit (or
+    # config-sync) would refuse only after the rest of the stack was created.
+    params = t.get("Parameters") or {}
+    if all(p in params for p in SCHEDULE_PARAMS):
+        freq_p, dow_p, dom_p = SCHEDULE_PARAMS
+        try:
+            for freq in ("DAILY", "WEEKLY", "BIWEEKLY", "MONTHLY"):
+                for dow in ("", "MON"):
+                    for dom in ("", "15"):
+                        refused = failed_rules(t, rule_values(t, **{freq_p: freq, dow_p: dow, dom_p: dom}))
+                        weekly, monthly = freq in ("WEEKLY", "BIWEEKLY"), freq == "MONTHLY"
+                        missing = (weekly and not dow) or (monthly and not dom)
+                        unused = (dow and not weekly) or (dom and not monthly)
+                        case = f"{freq} with {dow_p}={dow!r}, {dom_p}={dom!r}"
+                        if missing and not refused:
+                            err("schedule-day-required", "Rules", f"{case} is not refused (its day field is required)")
+                        elif unused and not missing and not refused:
+                            err("schedule-day-unused", "Rules", f"{case} is not refused (a day field of another frequency)")
+                        elif not missing and not unused and refused:
+                            err("schedule-day-unused", "Rules", f"{case} is a valid schedule but refused: {refused}")
+        except Unresolved as e:
+            err("schedule-day-required", "Rules", f"the template's Rules cannot be evaluated ({e})")
+
+    # A member's hub-access role: exactly the hub's roles, within the organization.
+    if is_member(t):
+        hub = "999988887777"
+        member_values = parameter_values(t, HubAccountId=hub)
+        for name, role in roles.items():
+            for st in statements(role["Properties"].get("AssumeRolePolicyDocument")):
+                principal = st.get("Principal")
+                aws = principal.get("AWS") if isinstance(principal, dict) else principal
+                if st.get("Effect") != "Allow" or aws is None:
+                    continue
+                try:
+                    who = as_list(resolve(aws, member_values))
+                except Unresolved:
+                    who = [json.dumps(aws)]
+                if who != [f"arn:aws:iam::{hub}:root"]:
+                    err("hub-trust", name, f"trusts {who}, not exactly the hub account's root narrowed to the hub's roles")
+                cond = st.get("Condition", {})
+                arns = [cond[op]["aws:PrincipalArn"] for op in ("ArnEquals", "ArnLike") if "aws:PrincipalArn" in cond.get(op, {})]
+                if not arns:
+                    err("hub-trust", name, "trust of the hub account is not narrowed to the hub's roles (ArnEquals aws:PrincipalArn)")
+                elif not all(refs(a) == {"HubPrincipalArns"} for a in arns):
+                    err("hub-trust", name, f"aws:PrincipalArn is {arns}, not the hub's HubPrincipalArns")
+                if "aws:PrincipalOrgID" not in cond.get("StringEquals", {}):
+                    err("hub-trust", name, "trust of the hub account is not limited to the organization (StringEquals aws:PrincipalOrgID)")
+
+    # A hub: the roles that assume members' roles are exactly those its HubPrincipalArns output names.
+    assuming = {
+        name for name, role in roles.items()
+        if any(st.get("Effect") == "Allow" and "sts:AssumeRole" in as_list(st.get("Action", [])) for st in role_statements(role))
+    }
+    if assuming:
+        output = (t.get("Outputs") or {}).get("HubPrincipalArns")
+        named = refs(output["Value"]) if output else set()
+        if output is None:
+            err("hub-principals", "Outputs", f"no HubPrincipalArns output, though {', '.join(sorted(assuming))} assume members' roles")
+        for role in sorted(assuming - named):
+            err("hub-principals", "HubPrincipalArns", f"{role} assumes members' roles but is not in the HubPrincipalArns output")
+        for role in sorted(named - assuming):
+            err("hub-principals", "HubPrincipalArns", f"names {role}, which assumes no member's role")
+
+    # The fan-in queue: topics of any account are refused unless they are the organization's.
+    for name, qp in of_type("AWS::SQS::QueuePolicy").items():
+        stmts = statements(qp["Properties"].get("PolicyDocument"))
+        takes_any_account = False
+        for st in stmts:
+            principal = st.get("Principal")
+            if st.get("Effect") != "Allow" or not isinstance(principal, dict) or "Service" not in principal:
+                continue
+            cond = st.get("Condition", {})
+            sources = [cond[op]["aws:SourceArn"] for op in ("ArnLike", "ArnEquals") if "aws:SourceArn" in cond.get(op, {})]
+            try:
+                arns = [a for src in sources for a in as_list(resolve(src, values))]
+            except Unresolved:
+                continue
+            if any(":sns:" in a and a.split(":")[4:5] in (["*"], [""]) for a in arns):
+                takes_any_account = True
+                if "aws:SourceOrgID" in cond.get("StringEquals", {}):
+                    takes_any_account = False  # restricted in the Allow itself
+        if not takes_any_account:
+            continue
+        denies = [
+            st for st in stmts
+            if st.get("Effect") == "Deny"
+            and any(a in ("sqs:SendMessage", "sqs:*") for a in as_list(st.get("Action", [])))
+            and any("aws:SourceOrgID" in st.get("Condition", {}).get(op, {}) for op in ("StringNotEquals", "StringNotEqualsIfExists"))
+        ]
+        if not denies:
+            err("queue-org", name, "takes SNS topics of any account but does not refuse topics outside the organization (aws:SourceOrgID)")
+        for st in denies:
+            if st.get("Condition", {}).get("Null", {}).get("aws:SourceAccount") != "false":
+                err("queue-org", name, "denies on aws:SourceOrgID without the Null aws:SourceAccount guard: if SNS leaves the key out, every member is refused")
     return errors
 
 
@@ -632,6 +808,40 @@ def self_test(template):
         ("a member template without the hub's region", "member",
          lambda t: t["Parameters"].pop("HubRegion"),
          "Parameters: a member template names the hub's region"),
+        ("a WEEKLY audit without a day of week accepted", "sam member",
+         lambda t: t["Rules"].pop("WeeklyAuditNeedsDayOfWeek"),
+         "Rules: WEEKLY with ScheduledAuditDayOfWeek='', ScheduledAuditDayOfMonth='' is not refused (its day field is required)"),
+        ("a MONTHLY audit without a day of month accepted", "sam member",
+         lambda t: t["Rules"].pop("MonthlyAuditNeedsDayOfMonth"),
+         "Rules: MONTHLY with ScheduledAuditDayOfWeek='', ScheduledAuditDayOfMonth='' is not refused (its day field is required)"),
+        ("a day of month accepted for a BIWEEKLY audit", "sam member",
+         lambda t: t["Rules"]["WeeklyAuditNeedsDayOfWeek"]["Assertions"].pop(1),
+         "Rules: BIWEEKLY with ScheduledAuditDayOfWeek='MON', ScheduledAuditDayOfMonth='15' is not refused (a day field of another frequency)"),
+        ("a valid DAILY audit refused", "sam member",
+         lambda t: t["Rules"]["DailyAuditTakesNoDay"]["Assertions"][0].update(Assert={"Fn::Equals": ["a", "b"]}),
+         "Rules: DAILY with ScheduledAuditDayOfWeek='', ScheduledAuditDayOfMonth='' is a valid schedule but refused"),
+        ("the hub-access role trusting any role of the hub account", "member",
+         lambda t: t["Resources"]["HubAccessRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
+         "HubAccessRole: trust of the hub account is not narrowed to the hub's roles"),
+        ("the hub-access role trusting the hub account outside the organization", "member",
+         lambda t: t["Resources"]["HubAccessRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("StringEquals"),
+         "HubAccessRole: trust of the hub account is not limited to the organization"),
+        ("the hub-access role trusting everyone", "member",
+         lambda t: t["Resources"]["HubAccessRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].update(Principal={"AWS": "*"}),
+         "HubAccessRole: trusts ['*']"),
+        ("the hub-access role trusting any ARN", "member",
+         lambda t: t["Resources"]["HubAccessRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].update(
+             ArnEquals={"aws:PrincipalArn": "arn:aws:iam::*:role/*"}),
+         "HubAccessRole: aws:PrincipalArn is"),
+        ("a hub role missing from HubPrincipalArns", "sam",
+         lambda t: t["Outputs"]["HubPrincipalArns"].update(Value={"Fn::GetAtt": ["AuditNotificationFunctionRole", "Arn"]}),
+         "HubPrincipalArns: OrgRollupFunctionRole assumes members' roles but is not in the HubPrincipalArns output"),
+        ("the fan-in queue open to topics of any organization", "sam",
+         lambda t: t["Resources"]["MemberNotificationQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"].pop(1),
+         "MemberNotificationQueuePolicy: takes SNS topics of any account but does not refuse topics outside the organization"),
+        ("the organization check without its Null guard", "sam",
+         lambda t: statement(t["Resources"], "MemberNotificationQueuePolicy", 1)["Condition"].pop("Null"),
+         "MemberNotificationQueuePolicy: denies on aws:SourceOrgID without the Null aws:SourceAccount guard"),
     ]
     assert template["Resources"], "a template with resources"
     failures, ran = [], 0

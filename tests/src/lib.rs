@@ -43,6 +43,24 @@ pub fn dynamodb_endpoint() -> String {
 /// The loopback address every local listener binds by default.
 pub const LOOPBACK: &str = "127.0.0.1";
 
+/// The checks member.yaml enables and its scheduled audit targets (a test keeps them equal).
+pub const MEMBER_CHECKS: [&str; 14] = [
+    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "CA_CERTIFICATE_EXPIRING_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
+    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+];
+
 /// Where the local stacks listen: `BIND_ADDRESS` (e.g. `0.0.0.0` to be reached from other
 /// machines), default loopback only.
 pub fn bind_address() -> String {

@@ -41,11 +41,24 @@ impl Function {
     }
 }
 
-/// Starts a function's bootstrap behind its own Runtime API. Its log lines (JSON, as in
-/// CloudWatch) are printed prefixed with its name, as `cargo lambda watch` shows them;
-/// `FUNCTION_LOG` sets the level (`log_level` when unset).
+/// Where a function's log lines go.
+#[derive(Clone, Debug)]
+pub enum Logs {
+    /// Printed, prefixed with the function's name, as `cargo lambda watch` shows them.
+    Print,
+    /// Appended to this file, prefixed the same way (the demo keeps its own output readable).
+    File(std::path::PathBuf),
+}
+
+/// Starts a function's bootstrap behind its own Runtime API, its log lines (JSON, as in
+/// CloudWatch) printed; `FUNCTION_LOG` sets the level (`log_level` when unset).
 pub async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str) -> Function {
-    use std::io::BufRead;
+    spawn_function_logging(name, env, log_level, Logs::Print).await
+}
+
+/// [`spawn_function`], its log lines sent to `logs`.
+pub async fn spawn_function_logging(name: &str, env: &[(&str, String)], log_level: &str, logs: Logs) -> Function {
+    use std::io::{BufRead, Write};
     let bin = crate::debug_bin(name);
     if !bin.exists() {
         fail(format!("{} is missing: run `cargo build --workspace --bins` (make demo does)", bin.display()));
@@ -56,9 +69,24 @@ pub async fn spawn_function(name: &str, env: &[(&str, String)], log_level: &str)
     let mut child = crate::spawn_bootstrap_with(&bin, api.addr, &env, std::process::Stdio::piped());
     if let Some(out) = child.stdout.take() {
         let prefix = name.to_owned();
+        let mut file = match &logs {
+            Logs::Print => None,
+            Logs::File(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| fail(format!("cannot write {}: {e}", path.display()))),
+            ),
+        };
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                println!("{prefix:>18} | {line}");
+                match file.as_mut() {
+                    Some(f) => {
+                        let _ = writeln!(f, "{prefix:>18} | {line}");
+                    }
+                    None => println!("{prefix:>18} | {line}"),
+                }
             }
         });
     }

@@ -80,13 +80,46 @@ fn local_org_demo_reaches_every_member_digest_and_the_roll_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo-org failed:\n{stdout}\n{stderr}");
-    assert_eq!(stdout.matches(": confirmed").count(), 3, "{stdout}");
-    assert!(stdout.contains("555566667777 us-east-1: left pending (its role cannot be assumed)"), "{stdout}");
+    // Readable: no function log line in the output (they go to the file it names).
+    assert!(!stdout.contains("\"level\""), "log lines in the demo's output: {stdout}");
+    assert!(stdout.contains("Function logs: ") && stdout.contains("demo-org/functions.log"), "{stdout}");
+    // Join: three members joined, labs' subscription left pending.
+    assert_eq!(stdout.matches(": joined\n").count(), 3, "{stdout}");
+    assert!(stdout.contains("labs (555566667777) us-east-1: left pending: its role cannot be assumed"), "{stdout}");
     for tag in ["[payments-prod eu-west-1] ", "[payments-prod us-east-1] ", "[fleet-eu eu-west-1] "] {
         assert!(stdout.contains(&format!("    {tag}daily-device-audit")), "a digest for {tag}: {stdout}");
     }
-    assert!(stdout.contains("Subject: Organization roll-up: 5 account-regions"), "{stdout}");
-    assert!(stdout.contains("2 silent, 1 unreadable"), "{stdout}");
-    assert!(stdout.contains("robotics (777788889999) eu-west-1: never"), "the member that never reported: {stdout}");
-    assert!(stdout.contains("1. payments-prod (111122223333)"), "the worst account first: {stdout}");
+    // Report: the first roll-up names who joined, and that labs cannot be read.
+    let first = &stdout[stdout.find("[4]").unwrap()..stdout.find("[5]").unwrap()];
+    assert!(first.contains("Subject: Organization roll-up: 4 account-regions"), "{first}");
+    assert!(first.contains("1 unreadable") && !first.contains("silent"), "unreadable, not also silent: {first}");
+    assert!(first.contains("Joined since the last roll-up (3)"), "{first}");
+    assert!(
+        first.contains("labs (555566667777) us-east-1: subscription of the hub queue not confirmed yet"),
+        "{first}"
+    );
+    assert!(first.contains("1. payments-prod (111122223333)"), "the worst account first: {first}");
+    // Silent and retire: day 3.
+    let third = &stdout[stdout.find("[6]").unwrap()..stdout.find("[7]").unwrap()];
+    assert!(third.contains("Organization roll-up: 3 account-regions"), "{third}");
+    assert!(third.contains("1 silent") && third.contains("1 retired"), "{third}");
+    assert!(third.contains("fleet-eu (444455556666) eu-west-1: DAILY audit daily-device-audit was due"), "{third}");
+    assert!(third.contains("audit notifications are disabled"), "{third}");
+    assert!(third.contains("labs (555566667777) us-east-1: retired"), "{third}");
+    assert!(third.contains("account 555566667777 is no longer in organization o-emulator000"), "{third}");
+    // Once.
+    assert!(stdout.contains("labs (555566667777) named: no"), "{stdout}");
+    let members = &stdout[stdout.find("[8]").unwrap()..];
+    assert!(members.contains("555566667777  us-east-1   retired"), "{members}");
+    assert!(members.contains("444455556666  eu-west-1   silent      2026"), "as the roll-up judged it: {members}");
+    assert!(members.contains("111122223333  eu-west-1   reporting"), "{members}");
+}
+
+/// The demo's members enable what member.yaml enables.
+#[test]
+fn the_demo_members_enable_the_checks_member_yaml_enables() {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../member.yaml")).unwrap();
+    let targets = &yaml[yaml.find("TargetCheckNames:").unwrap()..];
+    let listed: Vec<&str> = targets.lines().skip(1).map_while(|l| l.trim().strip_prefix("- ")).map(str::trim).collect();
+    assert_eq!(listed, system_tests::MEMBER_CHECKS.to_vec());
 }

@@ -326,6 +326,32 @@ async fn every_input_gets_an_exact_answer_or_a_reason() {
         json_rows(&stack, &["runs", "--audit", "daily-fleet"])
     );
     assert!(refused(&stack, &["members", "--at", "2026-01-01T00:00:00Z"]).contains("--at does not apply"));
+    // This emulator's clock is in January: judged now, its daily audit is long overdue.
+    assert_eq!(members[0]["state"], json!("silent"), "{members:?}");
+    let missed = members[0]["missed"][0].as_str().unwrap();
+    assert!(missed.starts_with("DAILY audit daily-fleet was due 2026-01-"), "{missed}");
+    assert_eq!(members[0]["schedules"], json!(["daily-fleet DAILY"]), "read from the account");
+
+    // Retiring a member: named, with a reason, never the hub's own; once.
+    use audit_shared::ports::MemberStore;
+    let gone = audit_shared::member::Member::new("444455556666", "eu-west-1").unwrap();
+    let store =
+        audit_shared::aws::dynamodb::DynamoMemberStore::new(stack.ddb.clone(), stack.table.clone(), Default::default());
+    store.note_notification(&gone, "t1", "daily", 1_000, 2_000).await.unwrap();
+    assert!(refused(&stack, &["retire", "--reason", "x"]).contains("retire needs --member"));
+    assert!(refused(&stack, &["--member", &home, "retire", "--reason", "x"]).contains("the hub's own account-region"));
+    assert!(refused(&stack, &["--member", "777788889999:eu-west-1", "retire", "--reason", "x"]).contains("is not one"));
+    assert!(refused(&stack, &["--member", &gone.to_string(), "retire", "--reason", " "]).contains("--reason is empty"));
+    let retired = json_rows(&stack, &["--member", &gone.to_string(), "retire", "--reason", "decommissioned, SEC-210"]);
+    assert_eq!(retired[0]["state"], json!("retired"));
+    assert_eq!(retired[0]["retired_why"], json!("retired with audit-history: decommissioned, SEC-210"));
+    let (ok, _, err) = attempt(&stack, &["--member", &gone.to_string(), "retire", "--reason", "again"]);
+    assert!(ok && err.contains("retired already"), "{err}");
+    let again = json_rows(&stack, &["members"]);
+    let row = again.iter().find(|r| r["account"] == json!("444455556666")).unwrap();
+    assert_eq!(row["retired_why"], json!("retired with audit-history: decommissioned, SEC-210"), "unchanged");
+    // Its old daily audit (epoch 1 s) is long overdue, but a retired member is not silent.
+    assert_eq!(row["missed"], json!([]));
 
     // --at: as the history stood then.
     let first_start = stack.summary(&tasks[0]).await.outline.task_start_time;

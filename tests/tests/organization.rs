@@ -415,6 +415,37 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     );
     assert!(text.contains("AccessDenied"), "{text}");
     assert_eq!(sent["messageAttributes"]["silent"]["StringValue"], json!("2"));
+
+    // The member's account leaves the organization: the next roll-up (it reads the
+    // organization's accounts) retires it and lists it once; the one after names it no more.
+    admin(&stack.url, "DELETE", &format!("/_emulator/organization/accounts/{MEMBER}"), Value::Null).await;
+    let org = audit_shared::aws::organizations::OrganizationsDirectory::new(aws_sdk_organizations::Client::from_conf(
+        aws_sdk_organizations::config::Builder::from(&system_tests::sdk(3).await).endpoint_url(&stack.url).build(),
+    ));
+    let with_org = || org_rollup::RollupPorts { organization: Some(&org), ..ports() };
+    let left = org_rollup::roll_up(with_org(), &config, now + 60_000).await.unwrap();
+    assert_eq!(left.retired.len(), 1, "{:?}", left.retired);
+    assert_eq!(left.retired[0].reason, format!("account {MEMBER} is no longer in the organization"));
+    assert!(left.members.iter().all(|l| l.account_id != MEMBER), "no line, no count");
+    let text = stack.digests().await.last().unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains(
+            "Retired since the last roll-up (1; not listed again):\n  fleet-eu (444455556666) eu-west-1: retired"
+        ),
+        "{text}"
+    );
+    let record = members.members().await.unwrap().into_iter().find(|r| r.member == member).unwrap();
+    assert!(record.retired.as_ref().is_some_and(|r| r.reported), "marked as listed: {record:?}");
+    let after = org_rollup::roll_up(with_org(), &config, now + 120_000).await.unwrap();
+    assert!(after.retired.is_empty() && after.members.iter().all(|l| l.account_id != MEMBER));
+    let text = stack.digests().await.last().unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(!text.contains(MEMBER), "{text}");
+    // A member that notifies a newer audit is back.
+    let day3 = next_runs(&stack).await;
+    let member_task = &day3.iter().find(|(m, _)| *m == member).unwrap().1;
+    stack.hub_deliver(&[notification(&stack, &member, member_task).await]).await.unwrap();
+    let record = members.members().await.unwrap().into_iter().find(|r| r.member == member).unwrap();
+    assert_eq!(record.retired, None, "back");
 }
 
 /// What member.yaml sets up in one account-region: the named topic, its subscription of the
@@ -488,6 +519,16 @@ async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_conf
             records.into_iter().find(|r| r.member.account_id == account).and_then(|r| r.problem)
         }
     };
+    // Joined: the confirmed member, not the ones whose subscription waits.
+    let joined = |account: &'static str| {
+        let members = &stack.hub.members;
+        async move {
+            let records = members.members().await.unwrap();
+            records.into_iter().find(|r| r.member.account_id == account).and_then(|r| r.joined_at)
+        }
+    };
+    assert!(joined(MEMBER).await.is_some(), "confirmed: joined");
+    assert_eq!((joined(LATE).await, joined(OUTSIDER).await), (None, None));
     let waiting = problem(LATE).await.expect("the wait is recorded");
     assert!(waiting.contains("not confirmed yet") && waiting.contains("AccessDenied"), "{waiting}");
     // The role becomes assumable; the retry confirms it and clears the record's problem. The
@@ -497,6 +538,7 @@ async fn members_reach_the_hub_through_its_queue_once_their_subscription_is_conf
     stack.drain().await;
     assert_eq!(subscriptions(&stack, "LATEKEY", MEMBER_REGION, &late_topic).await, ("1".into(), "0".into()));
     assert_eq!(problem(LATE).await, None);
+    assert!(joined(LATE).await.is_some(), "joined once its role worked");
     assert_eq!(subscriptions(&stack, "OUTSIDERKEY", "us-east-1", &outsider_topic).await, ("0".into(), "1".into()));
     let refused = problem(OUTSIDER).await.expect("the refusal is recorded");
     assert!(refused.contains("never confirmed") && refused.contains("AccessDenied"), "{refused}");

@@ -157,6 +157,11 @@ where
         }
     }
 
+    /// Drops `member`'s ingestor: the next use opens its access anew.
+    async fn forget(&self, member: &Member) {
+        self.ingestors.lock().await.remove(member);
+    }
+
     /// The ingestor of `member`, and whether it was opened just now.
     pub async fn ingestor(&self, member: &Member) -> Result<(Arc<Ingestor<R, S, E, P, Q>>, bool), PortError> {
         if let Some(i) = self.ingestors.lock().await.get(member) {
@@ -172,9 +177,12 @@ where
     /// Reads and records `member`'s scheduled audits (one ListScheduledAudits with each
     /// notification): what the roll-up judges its silence by. Not reading them only leaves the
     /// last ones recorded.
-    async fn note_schedules(&self, member: &Member, ingestor: &Ingestor<R, S, E, P, Q>, now: i64) {
-        let recorded = match ingestor.ports.reader.scheduled_audits().await {
-            Ok(schedules) => self.members.note_schedules(member, &schedules, now).await,
+    async fn note_schedules(&self, member: &Member, now: i64) {
+        let recorded = match self.ingestor(member).await {
+            Ok((ingestor, _)) => match ingestor.ports.reader.scheduled_audits().await {
+                Ok(schedules) => self.members.note_schedules(member, &schedules, now).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
@@ -191,6 +199,7 @@ where
         owner: &str,
     ) -> Result<Outcome, PortError> {
         let now = now_ms();
+        let notified = matches!(&work, Work::Notification(_));
         if let Work::Notification(n) = &work {
             let stream = n.scheduled_audit_name.as_deref().unwrap_or(audit_shared::summary::ON_DEMAND_STREAM);
             self.members.note_notification(member, &n.task_id, stream, n.task_start_time, now).await?;
@@ -204,9 +213,6 @@ where
             }
             Err(e) => return Err(e),
         };
-        if matches!(&work, Work::Notification(_)) {
-            self.note_schedules(member, &ingestor, now).await;
-        }
         // Held for one lease, renewed every third of it while the work goes on: a dead
         // invocation's lease lapses within a lease.
         let lease = self.config.lease;
@@ -232,12 +238,29 @@ where
                 }
             }
         };
+        let read = async {
+            match ingestor.process(work.clone(), deadline, owner).await {
+                // The member's session expired under the SDK's cache (it refreshes before the
+                // expiry it was told; a clock that jumps, like an emulator's, gets past it):
+                // assume the role anew and go on once. The work is checkpointed, so going on
+                // repeats nothing.
+                Err(PortError::CredentialsExpired(why)) => {
+                    warn!(member = %member, why, "member credentials expired: assuming its role again");
+                    self.forget(member).await;
+                    self.ingestor(member).await?.0.process(work, deadline, owner).await
+                }
+                outcome => outcome,
+            }
+        };
         let outcome = tokio::select! {
-            outcome = ingestor.process(work, deadline, owner) => outcome,
+            outcome = read => outcome,
             never = renew => never,
         };
         if let Err(e) = self.members.release_reader(member, owner).await {
             warn!(member = %member, error = %e, "reader lease not given back: it lapses within a lease");
+        }
+        if notified && outcome.is_ok() {
+            self.note_schedules(member, now).await;
         }
         match &outcome {
             Ok(_) if opened => self.members.note_problem(member, None, now).await?,

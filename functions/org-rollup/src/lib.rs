@@ -112,6 +112,7 @@ where
         ("overdueCRITICAL".to_owned(), "Number", count(&r.overdue, &Severity::Critical)),
         ("silent".to_owned(), "Number", r.silent().count().to_string()),
         ("unreadable".to_owned(), "Number", r.with_problems().count().to_string()),
+        ("retired".to_owned(), "Number", r.retired.len().to_string()),
     ];
     let body = r.render_text();
     // SNS takes 256 KB; a thousand member lines are ~150 KB.

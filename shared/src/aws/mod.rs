@@ -44,6 +44,7 @@ pub(crate) fn classify<
                     PortError::NotFound(detail(code, msg))
                 }
                 "InvalidRequestException" if msg.contains("nextToken") => PortError::InvalidToken(detail(code, msg)),
+                "ExpiredTokenException" | "ExpiredToken" => PortError::CredentialsExpired(detail(code, msg)),
                 _ => PortError::Permanent(detail(code, msg)),
             }
         }
