@@ -127,7 +127,10 @@ async fn every_sample_event_runs_through_its_handler() {
                 None,
                 "aws".into(),
             );
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            // What the template's schedule sends: the roll-up is made for its scheduledTime.
+            let now = org_rollup::rollup_time(&event, clock);
+            assert_eq!(now, 1_795_503_600_000, "{name}: made for the event's scheduledTime");
             let ports = org_rollup::RollupPorts {
                 members: &members,
                 store: &store,
