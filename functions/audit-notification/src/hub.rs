@@ -238,8 +238,10 @@ where
                 }
             }
         };
+        // Boxed: an ingest's future is large, and two of them inline would double this one's
+        // size on the task's stack.
         let read = async {
-            match ingestor.process(work.clone(), deadline, owner).await {
+            match Box::pin(ingestor.process(work.clone(), deadline, owner)).await {
                 // The member's session expired under the SDK's cache (it refreshes before the
                 // expiry it was told; a clock that jumps, like an emulator's, gets past it):
                 // assume the role anew and go on once. The work is checkpointed, so going on
@@ -247,7 +249,8 @@ where
                 Err(PortError::CredentialsExpired(why)) => {
                     warn!(member = %member, why, "member credentials expired: assuming its role again");
                     self.forget(member).await;
-                    self.ingestor(member).await?.0.process(work, deadline, owner).await
+                    let ingestor = self.ingestor(member).await?.0;
+                    Box::pin(ingestor.process(work, deadline, owner)).await
                 }
                 outcome => outcome,
             }
