@@ -9,12 +9,10 @@ use audit_shared::aws::dynamodb::{DynamoEpisodeStore, DynamoMemberStore, DynamoT
 use audit_shared::history::{episodes_until, muted_at, open_findings, period_stats, OpenFilter};
 use audit_shared::lifecycle::DAY_MS;
 use audit_shared::member::Member;
-use audit_shared::membership::{missed_audits, MemberState, MissedAudit};
 use audit_shared::ports::{Episode, MemberRecord, MemberStore, PortError, TaskStore};
 use audit_shared::resource_lookup::LookupError;
 use audit_shared::summary::{IngestState, LifecycleState, TaskSummary};
 use audit_shared::{Severity, TaskStatus};
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a command could not answer.
@@ -204,48 +202,6 @@ fn whose(member: Option<&Member>, records: &[MemberRecord]) -> Result<Whose, Com
     Ok(Whose { prefix, label: format!(" of member {m}"), streams: Some(record.streams.clone()) })
 }
 
-/// The columns `members` and `retire` print.
-fn member_rows() -> Rows {
-    Rows::plain(&[
-        "account",
-        "region",
-        "state",
-        "joined",
-        "last_audit",
-        "last_task",
-        "notified",
-        "streams",
-        "schedules",
-        "missed",
-        "problem",
-        "retired",
-        "retired_why",
-    ])
-}
-
-/// One member's row; `missed`: its scheduled audits that did not arrive in time (it is silent).
-fn member_row(m: MemberRecord, missed: &[MissedAudit]) -> Vec<Cell> {
-    let state =
-        MemberState::of(m.retired.is_some(), m.problem.is_some(), !missed.is_empty(), m.last_audit_start.is_some());
-    let schedules =
-        m.schedules.unwrap_or_default().into_iter().map(|a| format!("{} {}", a.audit, a.schedule)).collect();
-    vec![
-        Cell::Text(m.member.account_id),
-        Cell::Text(m.member.region),
-        Cell::Text(state.to_string()),
-        Cell::Time(m.joined_at),
-        Cell::Time(m.last_audit_start),
-        Cell::Text(m.last_task.unwrap_or_default()),
-        Cell::Time(m.last_notified),
-        Cell::List(m.streams),
-        Cell::List(schedules),
-        Cell::List(missed.iter().map(ToString::to_string).collect()),
-        Cell::Text(m.problem.unwrap_or_default()),
-        Cell::Time(m.retired.as_ref().map(|r| r.at)),
-        Cell::Text(m.retired.map(|r| r.reason).unwrap_or_default()),
-    ]
-}
-
 /// Refuses an audit the table has no run of, naming the ones it has.
 async fn known_audit(
     tasks: &DynamoTaskStore,
@@ -300,46 +256,13 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, cli: &Cli) -> Result<Rows, C
             if cli.at.is_some() {
                 return Err(CommandError::MembersAt);
             }
-            let home = records.iter().find(|r| r.home).map(|r| r.member.clone());
+            // The later of now and the latest time the records hold (an emulator's clock ahead).
             let now = answer_time(None, records.iter().filter_map(|r| r.last_notified.max(r.last_audit_start)));
-            let mut rows = member_rows();
-            for m in records {
-                // The latest run of each of its scheduled audits, as the roll-up reads them.
-                let runs = base.for_member(m.member.key_prefix_of(home.as_ref()));
-                let mut last_runs = BTreeMap::new();
-                for a in m.schedules.iter().flatten().filter(|_| m.retired.is_none()) {
-                    if let Some(r) = runs.recent_runs(&a.audit, i64::MAX, 1).await?.first() {
-                        last_runs.insert(a.audit.clone(), r.task_start_time);
-                    }
-                }
-                let grace = i64::from(*grace_hours) * 3_600_000;
-                let missed = match m.retired {
-                    Some(_) => Vec::new(),
-                    None => {
-                        missed_audits(m.schedules.as_deref(), &last_runs, m.last_audit_start, m.joined_at, now, grace)
-                    }
-                };
-                rows.push(member_row(m, &missed));
-            }
-            Ok(rows)
+            crate::members::members(&base, records, *grace_hours, now).await
         }
         Command::Retire { reason } => {
             let Some(member) = &cli.member else { return Err(CommandError::RetireWhom) };
-            if reason.trim().is_empty() {
-                return Err(CommandError::RetireWhy);
-            }
-            if records.iter().any(|r| r.home && r.member == *member) {
-                return Err(CommandError::RetireHome(member.to_string()));
-            }
-            let reason = format!("retired with audit-history: {}", reason.trim());
-            if !member_store.retire(member, &reason, now_ms()).await? {
-                eprintln!("member {member} was retired already: its retirement is unchanged");
-            }
-            let mut rows = member_rows();
-            for m in member_store.members().await?.into_iter().filter(|r| r.member == *member) {
-                rows.push(member_row(m, &[]));
-            }
-            Ok(rows)
+            crate::members::retire(&member_store, &records, member, reason, now_ms()).await
         }
         Command::Runs { audit, limit } => {
             known_audit(&tasks, &member_store, audit, &whose).await?;

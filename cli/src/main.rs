@@ -6,6 +6,7 @@
 //! functions use (e.g. `make up`'s DynamoDB Local).
 
 mod commands;
+mod members;
 mod output;
 mod reach;
 mod resource;
