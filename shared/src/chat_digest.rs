@@ -51,7 +51,7 @@
 //!   whole message far within SNS's 256 KB.
 
 use crate::checks::{catalog, failure_remedy};
-use crate::digest::Digest;
+use crate::digest::{member_pair, Digest};
 use crate::finding::resource_label;
 use crate::member::Member;
 use crate::vocabulary::CheckRunStatus;
@@ -174,7 +174,7 @@ struct ChatMember {
 /// made id-safe.
 fn member_of(d: &Digest) -> Option<ChatMember> {
     let label = d.member.as_deref()?;
-    Some(match label.rsplit(' ').next().map(Member::parse) {
+    Some(match member_pair(label).map(Member::parse) {
         Some(Ok(m)) => ChatMember {
             pair: m.to_string(),
             slug: format!("{}-{}", m.account_id, m.region),

@@ -465,7 +465,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// `ACCOUNT:REGION` of a member label (`[name ]ACCOUNT:REGION`).
-fn member_pair(label: &str) -> Option<&str> {
+pub fn member_pair(label: &str) -> Option<&str> {
     label.rsplit(' ').next().filter(|p| p.contains(':'))
 }
 

@@ -342,6 +342,11 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
 }
 
+/// The emulator's virtual time (epoch ms).
+pub async fn virtual_now(url: &str) -> i64 {
+    (admin(url, "GET", "/_emulator/clock", Value::Null).await["now"].as_f64().unwrap_or_default() * 1000.0) as i64
+}
+
 /// Admin call to the emulator (`method` GET, POST, PUT or DELETE; JSON in and out).
 pub async fn admin(url: &str, method: &str, path: &str, body: Value) -> Value {
     let client = reqwest::Client::new();

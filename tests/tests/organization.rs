@@ -278,11 +278,6 @@ async fn next_runs(stack: &Stack) -> Vec<(Member, String)> {
         .collect()
 }
 
-async fn virtual_now(stack: &Stack) -> i64 {
-    let c = admin(&stack.url, "GET", "/_emulator/clock", Value::Null).await;
-    (c["now"].as_f64().unwrap() * 1000.0) as i64
-}
-
 /// A task's stored digest item.
 async fn stored_digest(stack: &Stack, prefix: &str, task_id: &str) -> Value {
     let out = stack
@@ -362,7 +357,7 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
         records.push(notification(&stack, m, t).await);
     }
     stack.hub_deliver(&records).await.unwrap();
-    let first = org_rollup::roll_up(ports(), &config, virtual_now(&stack).await).await.unwrap();
+    let first = org_rollup::roll_up(ports(), &config, system_tests::virtual_now(&stack.url).await).await.unwrap();
     let silent: Vec<String> = first.silent().map(|m| m.label()).collect();
     assert_eq!(silent, vec!["777788889999 us-west-2"], "only the member that never reported");
 
@@ -371,7 +366,7 @@ async fn the_roll_up_sums_the_members_and_names_the_silent_ones() {
     let day2 = next_runs(&stack).await;
     let home_task = &day2.iter().find(|(m, _)| *m == home).unwrap().1;
     stack.hub_deliver(&[notification(&stack, &home, home_task).await]).await.unwrap();
-    let day2_now = virtual_now(&stack).await;
+    let day2_now = system_tests::virtual_now(&stack.url).await;
     let records = members.members().await.unwrap();
     let schedules = |m: &Member| records.iter().find(|r| r.member == *m).and_then(|r| r.schedules.clone()).unwrap();
     assert_eq!(schedules(&member)[0].schedule, audit_shared::Schedule::Daily, "read from its account");

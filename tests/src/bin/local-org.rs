@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use system_tests::local::{
     emulator_args, fail, invoke_gateway, outbox, port, spawn_function_logging, step, Function, Logs,
 };
-use system_tests::{admin, bind_address, clients_of, iot_as, sns_as, start_dynamodb_local, MEMBER_CHECKS};
+use system_tests::{admin, bind_address, clients_of, iot_as, sns_as, start_dynamodb_local, virtual_now, MEMBER_CHECKS};
 
 const TABLE: &str = "audit-org";
 const HUB: &str = "123456789012";
@@ -94,11 +94,6 @@ fn notifications(
                 .enabled(enabled)
                 .build(),
         )
-}
-
-/// The emulator's virtual time (epoch ms).
-async fn virtual_now(url: &str) -> i64 {
-    (admin(url, "GET", "/_emulator/clock", Value::Null).await["now"].as_f64().unwrap_or_default() * 1000.0) as i64
 }
 
 /// Advances the emulator's clock to the next scheduled runs; the members whose audit ended.

@@ -47,6 +47,11 @@ impl DynamoMemberStore {
         DynamoMemberStore { home: Some(home), ..self }
     }
 
+    /// An UpdateItem of `key`'s item.
+    fn update(&self, key: Item) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(key))
+    }
+
     fn record_key(member: &Member) -> Item {
         key(MEMBERS_PK.into(), &member.to_string())
     }
@@ -96,10 +101,7 @@ impl MemberStore for DynamoMemberStore {
     ) -> Result<(), PortError> {
         let update = |latest: bool| {
             let req = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::record_key(member)))
+                .update(Self::record_key(member))
                 .expression_attribute_values(":at", n(at_ms))
                 .expression_attribute_values(":streams", AttributeValue::Ss(vec![stream.to_owned()]))
                 .expression_attribute_values(":home", AttributeValue::Bool(self.home.as_ref() == Some(member)));
@@ -129,7 +131,7 @@ impl MemberStore for DynamoMemberStore {
     }
 
     async fn note_problem(&self, member: &Member, problem: Option<&str>, at_ms: i64) -> Result<(), PortError> {
-        let req = self.client.update_item().table_name(&self.table).set_key(Some(Self::record_key(member)));
+        let req = self.update(Self::record_key(member));
         let req = match problem {
             Some(p) => req
                 .update_expression("SET problem = :p, problemAt = :at")
@@ -152,10 +154,7 @@ impl MemberStore for DynamoMemberStore {
         until: i64,
     ) -> Result<ReaderLease, PortError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::reader_key(member)))
+            .update(Self::reader_key(member))
             .update_expression("SET holder = :me, holderUntil = :until")
             .condition_expression("attribute_not_exists(holder) OR holder = :me OR holderUntil < :now")
             .expression_attribute_values(":me", s(owner))
@@ -171,10 +170,7 @@ impl MemberStore for DynamoMemberStore {
 
     async fn renew_reader(&self, member: &Member, owner: &str, until: i64) -> Result<bool, PortError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::reader_key(member)))
+            .update(Self::reader_key(member))
             .update_expression("SET holderUntil = :until")
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(owner))
@@ -184,10 +180,7 @@ impl MemberStore for DynamoMemberStore {
 
     async fn release_reader(&self, member: &Member, owner: &str) -> Result<(), PortError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::reader_key(member)))
+            .update(Self::reader_key(member))
             .update_expression("REMOVE holder, holderUntil")
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(owner));
@@ -197,13 +190,7 @@ impl MemberStore for DynamoMemberStore {
     }
 
     async fn note_joined(&self, member: &Member, at_ms: i64) -> Result<(), PortError> {
-        let update = || {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::record_key(member)))
-                .expression_attribute_values(":at", n(at_ms))
-        };
+        let update = || self.update(Self::record_key(member)).expression_attribute_values(":at", n(at_ms));
         // A retired member whose stack subscribes again is back, joined anew.
         let back = update()
             .update_expression("SET joinedAt = :at REMOVE retiredAt, retiredReason, retirementReported")
@@ -217,10 +204,7 @@ impl MemberStore for DynamoMemberStore {
     async fn note_schedules(&self, member: &Member, schedules: &[AuditSchedule], at_ms: i64) -> Result<(), PortError> {
         let map = schedules.iter().map(|a| (a.audit.clone(), s(a.schedule.to_string()))).collect();
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::record_key(member)))
+            .update(Self::record_key(member))
             .update_expression("SET schedules = :s, schedulesAt = :at")
             .expression_attribute_values(":s", AttributeValue::M(map))
             .expression_attribute_values(":at", n(at_ms));
@@ -230,10 +214,7 @@ impl MemberStore for DynamoMemberStore {
 
     async fn retire(&self, member: &Member, reason: &str, at_ms: i64) -> Result<bool, PortError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::record_key(member)))
+            .update(Self::record_key(member))
             .update_expression("SET retiredAt = :at, retiredReason = :why, retirementReported = :no")
             .condition_expression("attribute_not_exists(retiredAt)")
             .expression_attribute_values(":at", n(at_ms))
@@ -245,10 +226,7 @@ impl MemberStore for DynamoMemberStore {
     async fn note_retirement_reported(&self, member: &Member, at_ms: i64) -> Result<(), PortError> {
         // Only that retirement: one undone and done again meanwhile is listed by the next roll-up.
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::record_key(member)))
+            .update(Self::record_key(member))
             .update_expression("SET retirementReported = :yes")
             .condition_expression("retiredAt = :at")
             .expression_attribute_values(":at", n(at_ms))
